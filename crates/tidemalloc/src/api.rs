@@ -1,0 +1,272 @@
+//! glibc's malloc family with glibc's contracts (errno, NULL, EINVAL), under Rust names.
+//! `tidemalloc-c` exports these as the C symbols; `TideMalloc` uses the same paths.
+
+use crate::chunk::{request_to_size, Chunk, ALIGNMENT, SIZE_SZ};
+use crate::mmapped;
+use crate::os;
+use crate::{check, MAIN};
+
+/// Allocates a chunk for `bytes`, without touching errno.
+#[inline]
+pub(crate) fn allocate(bytes: usize) -> *mut u8 {
+    let Some(nb) = request_to_size(bytes) else {
+        return core::ptr::null_mut();
+    };
+    let mut arena = MAIN.lock();
+    // SAFETY: the guard holds the lock and the arena is ready.
+    match unsafe { arena.malloc(nb) } {
+        Some(c) => c.mem(),
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// Frees `mem` (non-null, from this allocator), without touching errno.
+///
+/// # Safety
+/// `mem` must come from this allocator and not have been freed.
+#[inline]
+pub(crate) unsafe fn release(mem: *mut u8) {
+    let p = Chunk::from_mem(mem);
+    if !crate::chunk::aligned(p.0) {
+        check::corruption(check::Corruption::FreeInvalidPointer);
+    }
+    // SAFETY: the caller guarantees `mem` is a live block of ours, so its header is readable.
+    unsafe {
+        if p.is_mmapped() {
+            mmapped::free(p);
+        } else {
+            MAIN.lock().free(p);
+        }
+    }
+}
+
+/// Allocates `bytes` zeroed bytes, skipping the clearing for memory fresh from the kernel.
+pub(crate) fn allocate_zeroed(bytes: usize) -> *mut u8 {
+    let Some(nb) = request_to_size(bytes) else {
+        return core::ptr::null_mut();
+    };
+    let mut arena = MAIN.lock();
+    // SAFETY: the guard holds the lock and the arena is ready.
+    let Some(c) = (unsafe { arena.malloc(nb) }) else {
+        return core::ptr::null_mut();
+    };
+    let fresh = arena.last_was_fresh;
+    drop(arena);
+    if !fresh {
+        // SAFETY: the chunk is ours and has `usable` writable bytes from its user pointer.
+        unsafe { core::ptr::write_bytes(c.mem(), 0, c.usable()) };
+    }
+    c.mem()
+}
+
+/// Resizes `mem` to `bytes` (both non-zero/non-null); NULL leaves the block untouched.
+///
+/// # Safety
+/// `mem` must be a live block of this allocator.
+pub(crate) unsafe fn resize(mem: *mut u8, bytes: usize) -> *mut u8 {
+    let Some(nb) = request_to_size(bytes) else {
+        return core::ptr::null_mut();
+    };
+    let old = Chunk::from_mem(mem);
+    // SAFETY: the caller guarantees a live block; its header is readable.
+    unsafe {
+        let size = old.size();
+        if old.0.wrapping_neg() < size || !crate::chunk::aligned(old.0) {
+            check::corruption(check::Corruption::ReallocInvalidPointer);
+        }
+        if old.is_mmapped() {
+            if let Some(c) = mmapped::remap(old, nb) {
+                return c.mem();
+            }
+            if size - SIZE_SZ >= nb {
+                return mem;
+            }
+            let new = allocate(bytes);
+            if !new.is_null() {
+                core::ptr::copy_nonoverlapping(mem, new, size - 2 * SIZE_SZ);
+                mmapped::free(old);
+            }
+            return new;
+        }
+        let mut arena = MAIN.lock();
+        match arena.realloc(old, nb) {
+            Some(c) => c.mem(),
+            None => core::ptr::null_mut(),
+        }
+    }
+}
+
+/// Allocates `bytes` at a multiple of `alignment` (a power of two), without touching errno.
+pub(crate) fn allocate_aligned(alignment: usize, bytes: usize) -> *mut u8 {
+    if alignment <= ALIGNMENT {
+        return allocate(bytes);
+    }
+    let Some(nb) = request_to_size(bytes) else {
+        return core::ptr::null_mut();
+    };
+    let mut arena = MAIN.lock();
+    // SAFETY: the guard holds the lock and the arena is ready.
+    match unsafe { arena.memalign(alignment, nb) } {
+        Some(c) => c.mem(),
+        None => core::ptr::null_mut(),
+    }
+}
+
+fn fail_nomem() -> *mut u8 {
+    os::set_errno(libc::ENOMEM);
+    core::ptr::null_mut()
+}
+
+fn or_nomem(p: *mut u8) -> *mut u8 {
+    if p.is_null() {
+        fail_nomem()
+    } else {
+        p
+    }
+}
+
+/// `malloc`: at least `bytes` bytes, 16-aligned; NULL with ENOMEM when impossible.
+pub fn malloc(bytes: usize) -> *mut u8 {
+    or_nomem(allocate(bytes))
+}
+
+/// `free`: gives `mem` back; NULL is ignored and errno is preserved.
+///
+/// # Safety
+/// `mem` must be NULL or a live block of this allocator.
+pub unsafe fn free(mem: *mut u8) {
+    if mem.is_null() {
+        return;
+    }
+    let saved = os::errno();
+    // SAFETY: forwarded.
+    unsafe { release(mem) };
+    os::set_errno(saved);
+}
+
+/// `calloc`: `count * size` zeroed bytes; NULL with ENOMEM on overflow.
+pub fn calloc(count: usize, size: usize) -> *mut u8 {
+    match count.checked_mul(size) {
+        Some(bytes) => or_nomem(allocate_zeroed(bytes)),
+        None => fail_nomem(),
+    }
+}
+
+/// `realloc`: glibc's rules: NULL acts as malloc, size 0 frees and returns NULL, failure
+/// returns NULL with ENOMEM and leaves the block as it was.
+///
+/// # Safety
+/// `mem` must be NULL or a live block of this allocator.
+pub unsafe fn realloc(mem: *mut u8, bytes: usize) -> *mut u8 {
+    if mem.is_null() {
+        return malloc(bytes);
+    }
+    if bytes == 0 {
+        // SAFETY: forwarded.
+        unsafe { free(mem) };
+        return core::ptr::null_mut();
+    }
+    // SAFETY: forwarded.
+    or_nomem(unsafe { resize(mem, bytes) })
+}
+
+/// `reallocarray`: realloc to `count * size` bytes, ENOMEM on overflow.
+///
+/// # Safety
+/// As for `realloc`.
+pub unsafe fn reallocarray(mem: *mut u8, count: usize, size: usize) -> *mut u8 {
+    match count.checked_mul(size) {
+        // SAFETY: forwarded.
+        Some(bytes) => unsafe { realloc(mem, bytes) },
+        None => fail_nomem(),
+    }
+}
+
+/// `memalign`: alignments that are not a power of two are rounded up, as glibc does;
+/// alignments above half the address space give EINVAL.
+pub fn memalign(alignment: usize, bytes: usize) -> *mut u8 {
+    if alignment > usize::MAX / 2 + 1 {
+        os::set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    let alignment = alignment.max(1).next_power_of_two();
+    or_nomem(allocate_aligned(alignment, bytes))
+}
+
+/// `posix_memalign`: EINVAL unless `alignment` is a power of two multiple of the pointer
+/// size; ENOMEM on failure; `*out` is written only on success and errno never.
+///
+/// # Safety
+/// `out` must be writable.
+pub unsafe fn posix_memalign(out: *mut *mut u8, alignment: usize, bytes: usize) -> i32 {
+    if alignment % core::mem::size_of::<usize>() != 0 || !alignment.is_power_of_two() {
+        return libc::EINVAL;
+    }
+    let saved = os::errno();
+    let p = allocate_aligned(alignment, bytes);
+    os::set_errno(saved);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller guarantees `out` is writable.
+    unsafe { *out = p };
+    0
+}
+
+/// `aligned_alloc`: as C17 and glibc 2.38 ask, EINVAL for an alignment that is not a power
+/// of two; the size need not be a multiple of it.
+pub fn aligned_alloc(alignment: usize, bytes: usize) -> *mut u8 {
+    if !alignment.is_power_of_two() {
+        os::set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    or_nomem(allocate_aligned(alignment, bytes))
+}
+
+/// `valloc`: page aligned.
+pub fn valloc(bytes: usize) -> *mut u8 {
+    or_nomem(allocate_aligned(os::page_size(), bytes))
+}
+
+/// `pvalloc`: page aligned and rounded up to whole pages (0 stays 0: a minimum chunk).
+pub fn pvalloc(bytes: usize) -> *mut u8 {
+    match os::page_align_up(bytes) {
+        Some(rounded) => or_nomem(allocate_aligned(os::page_size(), rounded)),
+        None => fail_nomem(),
+    }
+}
+
+/// `malloc_usable_size`: bytes usable in `mem`; 0 for NULL or a chunk that is not in use.
+///
+/// # Safety
+/// `mem` must be NULL or a block of this allocator.
+pub unsafe fn malloc_usable_size(mem: *mut u8) -> usize {
+    if mem.is_null() {
+        return 0;
+    }
+    let p = Chunk::from_mem(mem);
+    // SAFETY: the caller guarantees a block of ours; its header and successor are readable.
+    unsafe {
+        if p.is_mmapped() || p.in_use() {
+            p.usable()
+        } else {
+            0
+        }
+    }
+}
+
+/// `mallopt`: glibc's parameters and answers (see `options`).
+pub fn mallopt(param: i32, value: i32) -> i32 {
+    let mut arena = MAIN.lock();
+    // SAFETY: the guard holds the lock.
+    unsafe { arena.consolidate() };
+    crate::options::set(param, value)
+}
+
+/// `malloc_trim`: gives back the top above `pad` and every whole free page inside free
+/// chunks; 1 if any memory was released.
+pub fn malloc_trim(pad: usize) -> i32 {
+    let mut arena = MAIN.lock();
+    // SAFETY: the guard holds the lock.
+    i32::from(unsafe { arena.trim_all(pad) })
+}

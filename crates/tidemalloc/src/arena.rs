@@ -1,0 +1,651 @@
+//! One arena (glibc's `malloc_state`): its bins, top chunk and last remainder, and malloc,
+//! free, realloc and memalign inside it (S2). Every `State` method expects the arena's lock
+//! to be held; `Arena::lock` is the only way to reach a `State`.
+
+use crate::bins::{
+    fast_index, is_small, large_index, protect, reveal, small_index, Bins, UNSORTED,
+};
+use crate::check::{corruption, Corruption};
+use crate::chunk::{aligned, Chunk, ALIGN_MASK, HEADER, MIN_CHUNK, PREV_INUSE, SIZE_SZ};
+use crate::lock::Mutex;
+use crate::mmapped;
+use crate::options::{self, PARAMS};
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::Ordering::Relaxed;
+
+/// Freeing a chunk at least this large merges the fast bins and considers trimming.
+const CONSOLIDATION_THRESHOLD: usize = 64 * 1024;
+/// Unsorted chunks sorted per malloc call at most, so one call cannot stall on a long list.
+const MAX_UNSORTED_ITERATIONS: usize = 10_000;
+
+/// The mutable state of an arena.
+pub struct State {
+    /// Fast, unsorted, small and large bins.
+    pub bins: Bins,
+    /// Whether any fast bin may hold a chunk.
+    pub have_fast: bool,
+    /// The chunk bordering the end of the newest segment.
+    pub top: Chunk,
+    /// The remainder of the last split that served a small request.
+    pub last_remainder: Chunk,
+    /// Bytes obtained from the kernel for this arena's segments.
+    pub system_mem: usize,
+    /// Highest `system_mem` seen.
+    pub max_system_mem: usize,
+    /// Newest segment (its header address), or 0 before the first growth.
+    pub segments: usize,
+    /// Memory in the top chunk from here up has never been handed out, so reads as zero.
+    pub fresh: usize,
+    /// Whether the last chunk `malloc` returned came from never-used memory.
+    pub last_was_fresh: bool,
+    ready: bool,
+}
+
+impl State {
+    const fn new() -> Self {
+        State {
+            bins: Bins::new(),
+            have_fast: false,
+            top: Chunk::NULL,
+            last_remainder: Chunk::NULL,
+            system_mem: 0,
+            max_system_mem: 0,
+            segments: 0,
+            fresh: 0,
+            last_was_fresh: false,
+            ready: false,
+        }
+    }
+
+    /// Size of the top chunk (0 before the first growth).
+    #[inline]
+    pub fn top_size(&self) -> usize {
+        if self.top.is_null() {
+            0
+        } else {
+            // SAFETY: a non-null top is a live chunk of this arena.
+            unsafe { self.top.size() }
+        }
+    }
+
+    /// Splits `nb` bytes off the front of free chunk `victim` of `size` bytes; the rest (if a
+    /// whole chunk) goes to the unsorted bin and is returned.
+    ///
+    /// # Safety
+    /// `victim` must be a free chunk of this arena, already out of every list.
+    #[inline]
+    unsafe fn split_free(&mut self, victim: Chunk, size: usize, nb: usize) -> Option<Chunk> {
+        let rest = size - nb;
+        // SAFETY: victim and its neighbours are chunks of this arena.
+        unsafe {
+            if rest < MIN_CHUNK {
+                victim.set_inuse_at(size);
+                None
+            } else {
+                let remainder = victim.plus(nb);
+                self.bins
+                    .push_unsorted(remainder, Corruption::MallocCorruptedUnsorted);
+                victim.set_head(nb | PREV_INUSE);
+                remainder.set_head(rest | PREV_INUSE);
+                remainder.set_foot(rest);
+                Some(remainder)
+            }
+        }
+    }
+
+    /// Finds or makes a chunk of `nb` bytes (`nb` from `request_to_size`), marked in use.
+    ///
+    /// # Safety
+    /// The lock is held and the arena is ready.
+    pub unsafe fn malloc(&mut self, nb: usize) -> Option<Chunk> {
+        self.last_was_fresh = false;
+        // SAFETY: every chunk reached below is listed in this arena's bins or is its top.
+        unsafe {
+            if nb <= PARAMS.max_fast.load(Relaxed) {
+                if let Some(c) = self.take_fast(nb) {
+                    return Some(c);
+                }
+            }
+            if is_small(nb) {
+                let bin = self.bins.bin(small_index(nb));
+                let victim = bin.bk();
+                if victim != bin {
+                    let bck = victim.bk();
+                    if bck.fd() != victim {
+                        corruption(Corruption::SmallBinLinks);
+                    }
+                    victim.set_inuse_at(nb);
+                    bin.set_bk(bck);
+                    bck.set_fd(bin);
+                    return Some(victim);
+                }
+            } else if self.have_fast {
+                // A large request is a good moment to merge fast chunks: it may need them.
+                self.consolidate();
+            }
+            loop {
+                if let Some(c) = self.sort_unsorted(nb) {
+                    return Some(c);
+                }
+                if let Some(c) = self.best_fit(nb) {
+                    return Some(c);
+                }
+                let top_size = self.top_size();
+                if top_size > self.system_mem {
+                    corruption(Corruption::CorruptedTopSize);
+                }
+                if top_size >= nb + MIN_CHUNK {
+                    return Some(self.split_top(nb));
+                }
+                if self.have_fast {
+                    self.consolidate();
+                    continue;
+                }
+                return self.sysmalloc(nb);
+            }
+        }
+    }
+
+    /// Pops a fast-bin chunk of exactly `nb` bytes.
+    unsafe fn take_fast(&mut self, nb: usize) -> Option<Chunk> {
+        let index = fast_index(nb);
+        let head = self.bins.fast[index];
+        if head == 0 {
+            return None;
+        }
+        let victim = Chunk(head);
+        // SAFETY: fast-bin members are in-use-marked chunks of this arena; the link is
+        // revealed and checked before it is followed.
+        unsafe {
+            let next = reveal(victim.fd_slot(), victim.fd().0);
+            if !aligned(next) {
+                corruption(Corruption::FastBinUnaligned);
+            }
+            if fast_index(victim.size()) != index {
+                corruption(Corruption::FastBinMemoryCorruption);
+            }
+            self.bins.fast[index] = next;
+        }
+        Some(victim)
+    }
+
+    /// Empties the unsorted bin into the regular bins, returning an exact fit for `nb` as
+    /// soon as one turns up (or a split of the last remainder for a small request).
+    unsafe fn sort_unsorted(&mut self, nb: usize) -> Option<Chunk> {
+        let unsorted = self.bins.bin(UNSORTED);
+        let mut iterations = 0;
+        // SAFETY: unsorted members are free chunks of this arena; each is checked against its
+        // neighbours before it is relinked.
+        unsafe {
+            loop {
+                let victim = unsorted.bk();
+                if victim == unsorted {
+                    return None;
+                }
+                let size = victim.size();
+                let next = victim.plus(size);
+                if victim.head() <= HEADER || size > self.system_mem {
+                    corruption(Corruption::UnsortedInvalidSize);
+                }
+                // A fencepost after a free chunk reads exactly HEADER: allowed.
+                if next.head() < HEADER || next.size() > self.system_mem {
+                    corruption(Corruption::UnsortedInvalidNextSize);
+                }
+                if next.prev_size() != size {
+                    corruption(Corruption::UnsortedPrevSize);
+                }
+                let bck = victim.bk();
+                if bck.fd() != victim || victim.fd() != unsorted {
+                    corruption(Corruption::UnsortedLinks);
+                }
+                if next.prev_inuse() {
+                    corruption(Corruption::UnsortedPrevInuse);
+                }
+                // A run of small requests keeps carving the same remainder, so that objects
+                // allocated together lie together.
+                if is_small(nb)
+                    && bck == unsorted
+                    && victim == self.last_remainder
+                    && size > nb + MIN_CHUNK
+                {
+                    let rest = size - nb;
+                    let remainder = victim.plus(nb);
+                    unsorted.set_fd(remainder);
+                    unsorted.set_bk(remainder);
+                    remainder.set_fd(unsorted);
+                    remainder.set_bk(unsorted);
+                    self.last_remainder = remainder;
+                    victim.set_head(nb | PREV_INUSE);
+                    remainder.set_head(rest | PREV_INUSE);
+                    remainder.set_foot(rest);
+                    return Some(victim);
+                }
+                unsorted.set_bk(bck);
+                bck.set_fd(unsorted);
+                if size == nb {
+                    victim.set_inuse_at(size);
+                    return Some(victim);
+                }
+                self.bins.place(victim, size);
+                iterations += 1;
+                if iterations >= MAX_UNSORTED_ITERATIONS {
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The smallest listed chunk that fits `nb`: first in `nb`'s own large bin, then in the
+    /// next non-empty bin the binmap shows.
+    unsafe fn best_fit(&mut self, nb: usize) -> Option<Chunk> {
+        // SAFETY: bin members are free chunks of this arena.
+        unsafe {
+            let mut index = if is_small(nb) {
+                small_index(nb) + 1
+            } else {
+                let index = large_index(nb);
+                let bin = self.bins.bin(index);
+                if bin.fd() != bin && bin.fd().size() >= nb {
+                    // Largest first: walk back from the smallest to the first that fits.
+                    let mut victim = bin.bk();
+                    while victim.size() < nb {
+                        victim = victim.bk();
+                    }
+                    let size = victim.size();
+                    self.bins.unlink(victim);
+                    self.split_free(victim, size, nb);
+                    return Some(victim);
+                }
+                index + 1
+            };
+            while let Some(i) = self.bins.next_marked(index) {
+                let bin = self.bins.bin(i);
+                let victim = bin.bk();
+                if victim == bin {
+                    self.bins.unmark(i);
+                    index = i + 1;
+                    continue;
+                }
+                let size = victim.size();
+                self.bins.unlink(victim);
+                if let Some(remainder) = self.split_free(victim, size, nb) {
+                    if is_small(nb) {
+                        self.last_remainder = remainder;
+                    }
+                }
+                return Some(victim);
+            }
+            None
+        }
+    }
+
+    /// Carves `nb` bytes off the front of the top chunk, which must hold `nb + MIN_CHUNK`.
+    unsafe fn split_top(&mut self, nb: usize) -> Chunk {
+        let victim = self.top;
+        // SAFETY: top is a live chunk at least `nb + MIN_CHUNK` long.
+        unsafe {
+            let size = victim.size();
+            let rest = victim.plus(nb);
+            rest.set_head((size - nb) | PREV_INUSE);
+            victim.set_size_keep_flags(nb);
+            self.top = rest;
+        }
+        self.last_was_fresh = victim.0 >= self.fresh;
+        if self.fresh < rest_start(victim, nb) {
+            self.fresh = rest_start(victim, nb);
+        }
+        victim
+    }
+
+    /// Serves `nb` from the kernel: its own mapping when large enough, else a bigger top.
+    unsafe fn sysmalloc(&mut self, nb: usize) -> Option<Chunk> {
+        if mmapped::wanted(nb) {
+            if let Some(c) = mmapped::map(nb) {
+                self.last_was_fresh = true;
+                return Some(c);
+            }
+        }
+        // SAFETY: growth only adds memory this arena owns.
+        unsafe {
+            while self.top_size() < nb + MIN_CHUNK {
+                if !self.grow(nb) {
+                    return None;
+                }
+            }
+            Some(self.split_top(nb))
+        }
+    }
+
+    /// Frees arena chunk `p` (not mmapped).
+    ///
+    /// # Safety
+    /// `p` must be the start of a chunk of this arena that the caller owns (checked as far as
+    /// glibc checks).
+    pub unsafe fn free(&mut self, p: Chunk) {
+        // SAFETY: the header was read by the caller; every further chunk reached is checked.
+        unsafe {
+            let size = p.size();
+            if p.0.wrapping_neg() < size || !aligned(p.0) {
+                corruption(Corruption::FreeInvalidPointer);
+            }
+            if size < MIN_CHUNK || size & ALIGN_MASK != 0 {
+                corruption(Corruption::FreeInvalidSize);
+            }
+            if size <= PARAMS.max_fast.load(Relaxed) {
+                let next = p.plus(size);
+                if next.head() <= HEADER || next.size() >= self.system_mem {
+                    corruption(Corruption::FreeInvalidNextSizeFast);
+                }
+                let index = fast_index(size);
+                let old = self.bins.fast[index];
+                if old == p.0 {
+                    corruption(Corruption::DoubleFreeFastTop);
+                }
+                p.set_fd(Chunk(protect(p.fd_slot(), old)));
+                self.bins.fast[index] = p.0;
+                self.have_fast = true;
+                return;
+            }
+            self.merge_and_bin(p, size);
+            if size >= CONSOLIDATION_THRESHOLD {
+                if self.have_fast {
+                    self.consolidate();
+                }
+                if self.top_size() >= PARAMS.trim_threshold.load(Relaxed) {
+                    self.trim_top(PARAMS.top_pad.load(Relaxed));
+                }
+            }
+        }
+    }
+
+    /// Merges free chunk `p` of `size` bytes with free neighbours and lists the result in the
+    /// unsorted bin, or makes it part of top.
+    unsafe fn merge_and_bin(&mut self, mut p: Chunk, mut size: usize) {
+        // SAFETY: `p` was checked by `free`; neighbours are checked before use.
+        unsafe {
+            let next = p.plus(size);
+            if p == self.top {
+                corruption(Corruption::DoubleFreeTop);
+            }
+            if p.0 < self.top.0 && next.0 > self.top.0 {
+                corruption(Corruption::DoubleFreeOut);
+            }
+            if !next.prev_inuse() {
+                corruption(Corruption::DoubleFreePrev);
+            }
+            let next_size = next.size();
+            if next.head() <= HEADER || next_size >= self.system_mem {
+                corruption(Corruption::FreeInvalidNextSizeNormal);
+            }
+            if !p.prev_inuse() {
+                let prev_size = p.prev_size();
+                size += prev_size;
+                p = p.minus(prev_size);
+                if p.size() != prev_size {
+                    corruption(Corruption::PrevSizeWhileConsolidating);
+                }
+                self.bins.unlink(p);
+            }
+            self.absorb_next(p, size, next, next_size, Corruption::FreeCorruptedUnsorted);
+        }
+    }
+
+    /// Joins free chunk `p` (`size` bytes, already merged backwards) with `next` if that is
+    /// free or top, then lists it.
+    unsafe fn absorb_next(
+        &mut self,
+        p: Chunk,
+        mut size: usize,
+        next: Chunk,
+        next_size: usize,
+        on_corruption: Corruption,
+    ) {
+        // SAFETY: the caller checked `p` and `next`.
+        unsafe {
+            if next == self.top {
+                size += next_size;
+                p.set_head(size | PREV_INUSE);
+                self.top = p;
+                return;
+            }
+            if !next.in_use() {
+                self.bins.unlink(next);
+                size += next_size;
+            } else {
+                p.clear_inuse_at(size);
+            }
+            self.bins.push_unsorted(p, on_corruption);
+            p.set_head(size | PREV_INUSE);
+            p.set_foot(size);
+        }
+    }
+
+    /// Merges every fast-bin chunk with its free neighbours into the unsorted bin or top.
+    ///
+    /// # Safety
+    /// The lock is held.
+    pub unsafe fn consolidate(&mut self) {
+        self.have_fast = false;
+        for index in 0..self.bins.fast.len() {
+            let mut head = core::mem::take(&mut self.bins.fast[index]);
+            while head != 0 {
+                let mut p = Chunk(head);
+                // SAFETY: fast-bin members are chunks of this arena; links are revealed and
+                // checked, sizes checked against the bin.
+                unsafe {
+                    if !aligned(p.0) {
+                        corruption(Corruption::FastBinUnaligned);
+                    }
+                    head = reveal(p.fd_slot(), p.fd().0);
+                    let mut size = p.size();
+                    if fast_index(size) != index {
+                        corruption(Corruption::ConsolidateInvalidSize);
+                    }
+                    let next = p.plus(size);
+                    let next_size = next.size();
+                    if !p.prev_inuse() {
+                        let prev_size = p.prev_size();
+                        size += prev_size;
+                        p = p.minus(prev_size);
+                        if p.size() != prev_size {
+                            corruption(Corruption::PrevSizeWhileConsolidating);
+                        }
+                        self.bins.unlink(p);
+                    }
+                    self.absorb_next(p, size, next, next_size, Corruption::FreeCorruptedUnsorted);
+                }
+            }
+        }
+    }
+
+    /// Resizes in-use chunk `old` to serve `nb` bytes: in place when the chunk, its free
+    /// successor or top allow, else by moving. `None` leaves `old` untouched.
+    ///
+    /// # Safety
+    /// `old` must be an in-use arena chunk owned by the caller.
+    pub unsafe fn realloc(&mut self, old: Chunk, nb: usize) -> Option<Chunk> {
+        // SAFETY: `old` is the caller's; neighbours are checked before use.
+        unsafe {
+            let old_size = old.size();
+            if old.head() <= HEADER || old_size >= self.system_mem {
+                corruption(Corruption::ReallocInvalidOldSize);
+            }
+            let next = old.plus(old_size);
+            let next_size = next.size();
+            if next.head() <= HEADER || next_size >= self.system_mem {
+                corruption(Corruption::ReallocInvalidNextSize);
+            }
+            let (chunk, size) = if old_size >= nb {
+                (old, old_size)
+            } else if next == self.top && old_size + next_size >= nb + MIN_CHUNK {
+                let rest = old.plus(nb);
+                rest.set_head((old_size + next_size - nb) | PREV_INUSE);
+                old.set_size_keep_flags(nb);
+                self.top = rest;
+                return Some(old);
+            } else if next != self.top && !next.in_use() && old_size + next_size >= nb {
+                self.bins.unlink(next);
+                (old, old_size + next_size)
+            } else {
+                let moved = self.malloc(nb)?;
+                if moved == next {
+                    // malloc handed out our own free successor: grow into it instead.
+                    (old, old_size + moved.size())
+                } else {
+                    core::ptr::copy_nonoverlapping(old.mem(), moved.mem(), old_size - SIZE_SZ);
+                    self.free(old);
+                    return Some(moved);
+                }
+            };
+            self.shrink_to(chunk, size, nb);
+            Some(chunk)
+        }
+    }
+
+    /// Makes in-use chunk `c` (now spanning `size` bytes) exactly `nb` long when the rest is a
+    /// whole chunk, freeing the rest.
+    unsafe fn shrink_to(&mut self, c: Chunk, size: usize, nb: usize) {
+        // SAFETY: `c` spans `size` bytes of this arena and is the caller's.
+        unsafe {
+            if size - nb < MIN_CHUNK {
+                c.set_size_keep_flags(size);
+                c.set_inuse_at(size);
+            } else {
+                let rest = c.plus(nb);
+                c.set_size_keep_flags(nb);
+                rest.set_head((size - nb) | PREV_INUSE);
+                rest.set_inuse_at(size - nb);
+                self.free(rest);
+            }
+        }
+    }
+
+    /// A chunk of `nb` bytes whose user pointer is a multiple of `alignment` (a power of two
+    /// above the natural alignment).
+    ///
+    /// # Safety
+    /// The lock is held and the arena is ready.
+    pub unsafe fn memalign(&mut self, alignment: usize, nb: usize) -> Option<Chunk> {
+        let padded = nb.checked_add(alignment)?.checked_add(MIN_CHUNK)?;
+        let request = crate::chunk::request_to_size(padded)?;
+        // SAFETY: the chunk is fresh from `malloc`; the pieces cut off are whole chunks.
+        unsafe {
+            let mut p = self.malloc(request)?;
+            let mem = p.mem() as usize;
+            if mem % alignment != 0 {
+                let mut start =
+                    Chunk::from_mem(((mem + alignment - 1) & !(alignment - 1)) as *mut u8);
+                if start.0 - p.0 < MIN_CHUNK {
+                    start = start.plus(alignment);
+                }
+                let lead = start.0 - p.0;
+                let size = p.size() - lead;
+                if p.is_mmapped() {
+                    start.set_prev_size(p.prev_size() + lead);
+                    start.set_head(size | crate::chunk::IS_MMAPPED);
+                    return Some(start);
+                }
+                start.set_head(size | PREV_INUSE);
+                start.set_inuse_at(size);
+                p.set_size_keep_flags(lead);
+                self.free(p);
+                p = start;
+            }
+            if !p.is_mmapped() {
+                let size = p.size();
+                if size > nb + MIN_CHUNK {
+                    self.shrink_to(p, size, nb);
+                }
+            }
+            Some(p)
+        }
+    }
+}
+
+/// The address just past a chunk of `nb` bytes at `c`: where the rest of top begins.
+#[inline]
+fn rest_start(c: Chunk, nb: usize) -> usize {
+    c.0 + nb
+}
+
+/// An arena: its state behind its lock.
+pub struct Arena {
+    lock: Mutex,
+    state: UnsafeCell<State>,
+}
+
+// SAFETY: the state is only reached through `lock`, which serialises access.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    /// An arena with empty bins and no memory yet.
+    pub const fn new() -> Self {
+        Arena {
+            lock: Mutex::new(),
+            state: UnsafeCell::new(State::new()),
+        }
+    }
+
+    /// Takes the lock and returns the state, initialising it on first use.
+    #[inline]
+    pub fn lock(&self) -> Guard<'_> {
+        self.lock.lock();
+        // SAFETY: the lock is held, so nobody else touches the state.
+        let state = unsafe { &mut *self.state.get() };
+        if !state.ready {
+            state.bins.init();
+            state.ready = true;
+            options::load_environment();
+            crate::fork::arm();
+        }
+        Guard { arena: self, state }
+    }
+
+    /// Takes the lock without making a guard: for fork's prepare handler.
+    pub fn lock_raw(&self) {
+        self.lock.lock();
+    }
+
+    /// Releases a lock taken with `lock_raw`.
+    pub fn unlock_raw(&self) {
+        self.lock.unlock();
+    }
+
+    /// Frees the lock in a fork child, where its holder (this thread) is the only thread.
+    pub fn reset_lock(&self) {
+        self.lock.reset();
+    }
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The state of an arena whose lock this guard holds.
+pub struct Guard<'a> {
+    arena: &'a Arena,
+    state: &'a mut State,
+}
+
+impl Deref for Guard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.state
+    }
+}
+
+impl DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.state
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.arena.lock.unlock();
+        crate::fork::register_if_armed();
+    }
+}

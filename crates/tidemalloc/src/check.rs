@@ -1,0 +1,122 @@
+//! The fatal-error path: a detected heap inconsistency prints one line in glibc's words on
+//! stderr and aborts (S6.2). Nothing here allocates or takes a lock.
+
+use crate::os;
+
+/// A detected inconsistency, each with glibc's message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Corruption {
+    /// free() of a pointer that cannot be a chunk.
+    FreeInvalidPointer,
+    /// free() of a chunk whose size cannot be right.
+    FreeInvalidSize,
+    /// The fast-bin top already is this chunk.
+    DoubleFreeFastTop,
+    /// A fast-bin chunk's next chunk has an impossible size.
+    FreeInvalidNextSizeFast,
+    /// free() of the top chunk.
+    DoubleFreeTop,
+    /// The next chunk lies past the arena's top.
+    DoubleFreeOut,
+    /// The chunk is already marked free.
+    DoubleFreePrev,
+    /// The next chunk's size is impossible.
+    FreeInvalidNextSizeNormal,
+    /// A free neighbour's size disagrees with its boundary tag while merging.
+    PrevSizeWhileConsolidating,
+    /// The unsorted list is broken where free() inserts.
+    FreeCorruptedUnsorted,
+    /// A listed chunk's size disagrees with its boundary tag.
+    SizeVsPrevSize,
+    /// A doubly linked list's links do not point back.
+    DoubleLinkedList,
+    /// A small bin's last chunk does not point back.
+    SmallBinLinks,
+    /// A large bin's links are broken where a chunk is sorted in.
+    LargeBinLinks,
+    /// An unsorted chunk has an impossible size.
+    UnsortedInvalidSize,
+    /// An unsorted chunk's next chunk has an impossible size.
+    UnsortedInvalidNextSize,
+    /// An unsorted chunk's boundary tag disagrees.
+    UnsortedPrevSize,
+    /// The unsorted list's links do not point back.
+    UnsortedLinks,
+    /// An unsorted chunk is marked in use.
+    UnsortedPrevInuse,
+    /// The unsorted list is broken where malloc() inserts a remainder.
+    MallocCorruptedUnsorted,
+    /// A fast-bin chunk has the wrong size for its bin.
+    FastBinMemoryCorruption,
+    /// A fast-bin link reveals to a misaligned address.
+    FastBinUnaligned,
+    /// A fast-bin chunk's size is wrong when merging them.
+    ConsolidateInvalidSize,
+    /// The top chunk's size is larger than the arena.
+    CorruptedTopSize,
+    /// realloc() of a pointer that cannot be a chunk.
+    ReallocInvalidPointer,
+    /// realloc() of a chunk whose size cannot be right.
+    ReallocInvalidOldSize,
+    /// realloc() of a chunk whose next chunk's size is impossible.
+    ReallocInvalidNextSize,
+    /// An mmapped chunk's mapping is not page aligned.
+    MunmapInvalidPointer,
+    /// An mmapped chunk's mapping is not page aligned when remapping.
+    MremapInvalidPointer,
+    /// Someone moved the program break down into the heap.
+    BreakAdjusted,
+}
+
+impl Corruption {
+    /// glibc's message for this inconsistency.
+    pub const fn message(self) -> &'static str {
+        use Corruption::*;
+        match self {
+            FreeInvalidPointer => "free(): invalid pointer",
+            FreeInvalidSize => "free(): invalid size",
+            DoubleFreeFastTop => "double free or corruption (fasttop)",
+            FreeInvalidNextSizeFast => "free(): invalid next size (fast)",
+            DoubleFreeTop => "double free or corruption (top)",
+            DoubleFreeOut => "double free or corruption (out)",
+            DoubleFreePrev => "double free or corruption (!prev)",
+            FreeInvalidNextSizeNormal => "free(): invalid next size (normal)",
+            PrevSizeWhileConsolidating => "corrupted size vs. prev_size while consolidating",
+            FreeCorruptedUnsorted => "free(): corrupted unsorted chunks",
+            SizeVsPrevSize => "corrupted size vs. prev_size",
+            DoubleLinkedList => "corrupted double-linked list",
+            SmallBinLinks => "malloc(): smallbin double linked list corrupted",
+            LargeBinLinks => "malloc(): largebin double linked list corrupted (bk)",
+            UnsortedInvalidSize => "malloc(): invalid size (unsorted)",
+            UnsortedInvalidNextSize => "malloc(): invalid next size (unsorted)",
+            UnsortedPrevSize => "malloc(): mismatching next->prev_size (unsorted)",
+            UnsortedLinks => "malloc(): unsorted double linked list corrupted",
+            UnsortedPrevInuse => "malloc(): invalid next->prev_inuse (unsorted)",
+            MallocCorruptedUnsorted => "malloc(): corrupted unsorted chunks",
+            FastBinMemoryCorruption => "malloc(): memory corruption (fast)",
+            FastBinUnaligned => "malloc(): unaligned fastbin chunk detected",
+            ConsolidateInvalidSize => "malloc_consolidate(): invalid chunk size",
+            CorruptedTopSize => "malloc(): corrupted top size",
+            ReallocInvalidPointer => "realloc(): invalid pointer",
+            ReallocInvalidOldSize => "realloc(): invalid old size",
+            ReallocInvalidNextSize => "realloc(): invalid next size",
+            MunmapInvalidPointer => "munmap_chunk(): invalid pointer",
+            MremapInvalidPointer => "mremap_chunk(): invalid pointer",
+            BreakAdjusted => "break adjusted to free malloc space",
+        }
+    }
+}
+
+/// Reports `kind` on stderr and aborts. Reached only when the heap is already inconsistent,
+/// so it touches nothing but fd 2.
+#[cold]
+#[inline(never)]
+pub fn corruption(kind: Corruption) -> ! {
+    let msg = kind.message().as_bytes();
+    let mut line = [0u8; 96];
+    let n = msg.len().min(line.len() - 1);
+    line[..n].copy_from_slice(&msg[..n]);
+    line[n] = b'\n';
+    os::write_all(2, &line[..=n]);
+    os::abort()
+}

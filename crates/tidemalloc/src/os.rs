@@ -1,0 +1,186 @@
+//! The only module that talks to the kernel (and to the few libc entry points that are thin
+//! wrappers around system calls). Everything here is allocation-free.
+
+use core::ptr;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// The system page size, read once from `sysconf` and cached.
+#[inline]
+pub fn page_size() -> usize {
+    let cached = PAGE_SIZE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no preconditions and does not allocate.
+    let read = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let size = if read > 0 { read as usize } else { 4096 };
+    PAGE_SIZE.store(size, Ordering::Relaxed);
+    size
+}
+
+/// Rounds `n` up to a whole number of pages; `None` on overflow.
+#[inline]
+pub fn page_align_up(n: usize) -> Option<usize> {
+    let mask = page_size() - 1;
+    n.checked_add(mask).map(|v| v & !mask)
+}
+
+/// Rounds `n` down to a page boundary.
+#[inline]
+pub fn page_align_down(n: usize) -> usize {
+    n & !(page_size() - 1)
+}
+
+/// A fresh private anonymous read-write mapping of `len` bytes, or `None`.
+pub fn map(len: usize) -> Option<usize> {
+    // SAFETY: an anonymous mapping with a null hint touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p as usize)
+}
+
+/// Unmaps `[addr, addr + len)`.
+///
+/// # Safety
+/// The range must be a mapping (or part of one) that this allocator owns and nobody uses.
+pub unsafe fn unmap(addr: usize, len: usize) {
+    // SAFETY: the caller guarantees the range is ours and dead.
+    unsafe { libc::munmap(addr as *mut libc::c_void, len) };
+}
+
+/// Moves a mapping to `new_len` bytes, possibly to a new address.
+///
+/// # Safety
+/// `[addr, addr + old_len)` must be a whole mapping owned by the caller.
+pub unsafe fn remap(addr: usize, old_len: usize, new_len: usize) -> Option<usize> {
+    // SAFETY: the caller owns the whole mapping; MREMAP_MAYMOVE keeps its contents.
+    let p = unsafe {
+        libc::mremap(
+            addr as *mut libc::c_void,
+            old_len,
+            new_len,
+            libc::MREMAP_MAYMOVE,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p as usize)
+}
+
+/// Tells the kernel the pages of `[addr, addr + len)` may be dropped; they read back as zeros.
+///
+/// # Safety
+/// The range must be page aligned, mapped, and hold nothing anyone needs.
+pub unsafe fn discard(addr: usize, len: usize) -> bool {
+    // SAFETY: the caller guarantees the pages hold no live data.
+    unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
+}
+
+/// Moves the program break by `delta` bytes and returns the old break, or `None`.
+/// glibc's `sbrk` is used (not the raw system call) so that glibc's cached break stays true
+/// when glibc's own malloc shares the process with us.
+pub fn sbrk(delta: isize) -> Option<usize> {
+    // SAFETY: sbrk only moves the break; callers only ever give back memory they own.
+    let p = unsafe { libc::sbrk(delta) };
+    (p as isize != -1).then_some(p as usize)
+}
+
+/// The current program break.
+pub fn current_break() -> usize {
+    sbrk(0).unwrap_or(0)
+}
+
+/// Reads the calling thread's errno.
+#[inline]
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location always returns this thread's valid errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets the calling thread's errno.
+#[inline]
+pub fn set_errno(value: i32) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = value };
+}
+
+/// Writes all of `bytes` to file descriptor `fd`, retrying short writes.
+pub fn write_all(fd: i32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: the pointer and length come from a live slice.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Ends the process with SIGABRT.
+pub fn abort() -> ! {
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// Sleeps while `*word == expected`, until woken.
+pub fn futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: the futex word is a live, aligned u32 for the duration of the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// Wakes one thread sleeping on `word`.
+pub fn futex_wake_one(word: &AtomicU32) {
+    // SAFETY: as in `futex_wait`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
+}
+
+/// Reads environment variable `name` (NUL terminated) without allocating.
+pub fn getenv(name: &'static [u8]) -> Option<&'static [u8]> {
+    debug_assert_eq!(name.last(), Some(&0));
+    // SAFETY: `name` is NUL terminated; getenv returns a pointer into the environment block,
+    // which lives as long as the process unless someone calls setenv concurrently.
+    let p = unsafe { libc::getenv(name.as_ptr().cast()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null getenv result is a NUL-terminated string.
+    let len = unsafe { libc::strlen(p) };
+    // SAFETY: `len` bytes from `p` are readable, as strlen just walked them.
+    Some(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) })
+}
+
+/// Registers fork handlers with pthread_atfork.
+pub fn register_atfork(
+    prepare: unsafe extern "C" fn(),
+    parent: unsafe extern "C" fn(),
+    child: unsafe extern "C" fn(),
+) {
+    // SAFETY: the handlers are plain functions that live for the whole process.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
