@@ -40,7 +40,7 @@ impl Segment {
     /// `[start, end)` must be fresh memory owned by the arena, at least `SEGMENT_HEADER +
     /// MIN_CHUNK` long.
     pub unsafe fn create(start: usize, end: usize, from_brk: bool, prev: usize) {
-        debug_assert!(start % ALIGNMENT == 0 && end >= start + SEGMENT_HEADER + MIN_CHUNK);
+        debug_assert!(start.is_multiple_of(ALIGNMENT) && end >= start + SEGMENT_HEADER + MIN_CHUNK);
         // SAFETY: the caller guarantees the memory is ours and large enough.
         unsafe {
             (start as *mut Segment).write(Segment {
