@@ -58,8 +58,8 @@ fn built(workspace: Option<&Path>) -> Option<PathBuf> {
 fn workspace() -> Option<PathBuf> {
     let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let ws = ws.canonicalize().ok()?;
-    let complete = ws.join("Cargo.toml").is_file()
-        && ws.join("crates/tidemalloc-c/Cargo.toml").is_file();
+    let complete =
+        ws.join("Cargo.toml").is_file() && ws.join("crates/tidemalloc-c/Cargo.toml").is_file();
     complete.then_some(ws)
 }
 

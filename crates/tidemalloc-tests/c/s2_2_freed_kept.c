@@ -1,0 +1,83 @@
+/* S2.2: freed chunks stay with the allocator, in its bins, rather than going back to the
+ * kernel: the break does not move, mallinfo2 counts them as free, and the next request of
+ * the same size gets them back. */
+#include <malloc.h>
+#include "observe.h"
+
+#define SMALL_COUNT 64
+#define SMALL_SIZE 64
+
+/* Blocks stay live to the end: a freed one could serve (or be split for) the next guard,
+ * which would then sit before the next block instead of after it. */
+static char *live[4];
+static int live_count;
+
+/* One block of `size` with a live guard after it, so freeing it cannot merge into top. */
+static void kept(const char *name, size_t size)
+{
+    char key[64];
+    char *block = malloc(size);
+    char *guard = live[live_count++] = malloc(16);
+    if (!block || !guard)
+        setup_failed("malloc returned NULL");
+    if (guard < block)
+        setup_failed("the guard for %s lies below its block", name);
+    struct mallinfo2 before = mallinfo2();
+    uintptr_t brk_before = brk_now();
+    free(block);
+    struct mallinfo2 after = mallinfo2();
+    snprintf(key, sizeof key, "%s_brk_moved", name);
+    fact(key, "%ld", (long)(brk_now() - brk_before));
+    snprintf(key, sizeof key, "%s_fordblks_delta", name);
+    fact(key, "%ld", (long)(after.fordblks - before.fordblks));
+    snprintf(key, sizeof key, "%s_ordblks_delta", name);
+    fact(key, "%ld", (long)(after.ordblks - before.ordblks));
+    snprintf(key, sizeof key, "%s_uordblks_delta", name);
+    fact(key, "%ld", (long)(after.uordblks - before.uordblks));
+    char *again = live[live_count++] = malloc(size);
+    snprintf(key, sizeof key, "%s_reused", name);
+    fact(key, "%d", again == block);
+    snprintf(key, sizeof key, "%s_brk_moved_on_reuse", name);
+    fact(key, "%ld", (long)(brk_now() - brk_before));
+}
+
+int main(void)
+{
+    free(malloc(100));
+    kept("kib", 1024);
+    kept("four_kib", 4096);
+
+    /* Small chunks: at most a thread cache's worth stay out of the fast bins, the rest
+     * show up in smblks/fsmblks; all of them come back for the same requests. */
+    char *small[SMALL_COUNT], *small_guards[SMALL_COUNT];
+    for (int i = 0; i < SMALL_COUNT; i++) {
+        small[i] = malloc(SMALL_SIZE);
+        small_guards[i] = malloc(200);
+        if (!small[i] || !small_guards[i])
+            setup_failed("malloc returned NULL");
+    }
+    struct mallinfo2 before = mallinfo2();
+    uintptr_t brk_before = brk_now();
+    for (int i = 0; i < SMALL_COUNT; i++)
+        free(small[i]);
+    struct mallinfo2 after = mallinfo2();
+    fact("small_smblks_delta", "%ld", (long)(after.smblks - before.smblks));
+    fact("small_fsmblks_delta", "%ld", (long)(after.fsmblks - before.fsmblks));
+    int reused = 0;
+    char *again[SMALL_COUNT];
+    for (int i = 0; i < SMALL_COUNT; i++) {
+        again[i] = malloc(SMALL_SIZE);
+        for (int j = 0; j < SMALL_COUNT; j++)
+            reused += again[i] == small[j];
+    }
+    fact("small_count", "%d", SMALL_COUNT);
+    fact("small_reused", "%d", reused);
+    fact("small_brk_moved", "%ld", (long)(brk_now() - brk_before));
+    for (int i = 0; i < SMALL_COUNT; i++) {
+        free(again[i]);
+        free(small_guards[i]);
+    }
+    for (int i = 0; i < live_count; i++)
+        free(live[i]);
+    return 0;
+}
