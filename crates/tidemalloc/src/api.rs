@@ -1,26 +1,25 @@
 //! glibc's malloc family with glibc's contracts (errno, NULL, EINVAL), under Rust names.
 //! `tidemalloc-c` exports these as the C symbols; `TideMalloc` uses the same paths.
 
-use crate::chunk::{request_to_size, Chunk, ALIGNMENT, SIZE_SZ};
-use crate::mmapped;
+use crate::chunk::{request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, MIN_CHUNK, SIZE_SZ};
 use crate::os;
-use crate::{check, MAIN};
+use crate::{arenas, check, mmapped, tcache, MAIN};
 
-/// Allocates a chunk for `bytes`, without touching errno.
+/// Allocates a chunk for `bytes`, without touching errno: the thread cache first, then the
+/// thread's arena.
 #[inline]
 pub(crate) fn allocate(bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
     };
-    let mut arena = MAIN.lock();
-    // SAFETY: the guard holds the lock and the arena is ready.
-    match unsafe { arena.malloc(nb) } {
-        Some(c) => c.mem(),
-        None => core::ptr::null_mut(),
+    if let Some(p) = tcache::pop(nb) {
+        return p;
     }
+    tcache::malloc_slow(nb).map_or(core::ptr::null_mut(), Chunk::mem)
 }
 
-/// Frees `mem` (non-null, from this allocator), without touching errno.
+/// Frees `mem` (non-null, from this allocator), without touching errno: into the thread
+/// cache if its list has room, else to the chunk's own arena.
 ///
 /// # Safety
 /// `mem` must come from this allocator and not have been freed.
@@ -34,8 +33,17 @@ pub(crate) unsafe fn release(mem: *mut u8) {
     unsafe {
         if p.is_mmapped() {
             mmapped::free(p);
-        } else {
-            MAIN.lock().free(p);
+            return;
+        }
+        let size = p.size();
+        if p.0.wrapping_neg() < size {
+            check::corruption(check::Corruption::FreeInvalidPointer);
+        }
+        if size < MIN_CHUNK || size & ALIGN_MASK != 0 {
+            check::corruption(check::Corruption::FreeInvalidSize);
+        }
+        if !tcache::push(p, size) {
+            tcache::free_slow(p, size);
         }
     }
 }
@@ -45,13 +53,14 @@ pub(crate) fn allocate_zeroed(bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
     };
-    let mut arena = MAIN.lock();
-    // SAFETY: the guard holds the lock and the arena is ready.
-    let Some(c) = (unsafe { arena.malloc(nb) }) else {
-        return core::ptr::null_mut();
+    let (c, fresh) = match tcache::pop(nb) {
+        Some(p) => (Chunk::from_mem(p), false),
+        // SAFETY: the closure runs with the arena's lock held.
+        None => match tcache::with_arena(|st| unsafe { st.malloc(nb) }.map(|c| (c, st.last_was_fresh))) {
+            Some(found) => found,
+            None => return core::ptr::null_mut(),
+        },
     };
-    let fresh = arena.last_was_fresh;
-    drop(arena);
     if !fresh {
         // SAFETY: the chunk is ours and has `usable` writable bytes from its user pointer.
         unsafe { core::ptr::write_bytes(c.mem(), 0, c.usable()) };
@@ -81,18 +90,21 @@ pub(crate) unsafe fn resize(mem: *mut u8, bytes: usize) -> *mut u8 {
             if size - SIZE_SZ >= nb {
                 return mem;
             }
-            let new = allocate(bytes);
-            if !new.is_null() {
-                core::ptr::copy_nonoverlapping(mem, new, size - 2 * SIZE_SZ);
-                mmapped::free(old);
+        } else {
+            let owner = crate::arenas::owner(old);
+            if !owner.lock_held_by_me() {
+                if let Some(c) = owner.lock().realloc(old, nb) {
+                    return c.mem();
+                }
             }
-            return new;
         }
-        let mut arena = MAIN.lock();
-        match arena.realloc(old, nb) {
-            Some(c) => c.mem(),
-            None => core::ptr::null_mut(),
+        // Its own arena could not serve it: move it through the ordinary paths.
+        let new = allocate(bytes);
+        if !new.is_null() {
+            core::ptr::copy_nonoverlapping(mem, new, old.usable().min(bytes));
+            release(mem);
         }
+        new
     }
 }
 
@@ -104,12 +116,9 @@ pub(crate) fn allocate_aligned(alignment: usize, bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
     };
-    let mut arena = MAIN.lock();
-    // SAFETY: the guard holds the lock and the arena is ready.
-    match unsafe { arena.memalign(alignment, nb) } {
-        Some(c) => c.mem(),
-        None => core::ptr::null_mut(),
-    }
+    // SAFETY: the closure runs with the arena's lock held.
+    tcache::with_arena(|st| unsafe { st.memalign(alignment, nb) })
+        .map_or(core::ptr::null_mut(), Chunk::mem)
 }
 
 fn fail_nomem() -> *mut u8 {
@@ -263,10 +272,14 @@ pub fn mallopt(param: i32, value: i32) -> i32 {
     crate::options::set(param, value)
 }
 
-/// `malloc_trim`: gives back the top above `pad` and every whole free page inside free
-/// chunks; 1 if any memory was released.
+/// `malloc_trim`: empties the calling thread's cache, then in every arena gives back every
+/// whole free page inside free chunks and the top above `pad`; 1 if any memory was released.
 pub fn malloc_trim(pad: usize) -> i32 {
-    let mut arena = MAIN.lock();
-    // SAFETY: the guard holds the lock.
-    i32::from(unsafe { arena.trim_all(pad) })
+    tcache::flush_all();
+    let mut released = false;
+    for a in arenas::all() {
+        // SAFETY: the guard holds the lock.
+        released |= unsafe { a.lock().trim_all(pad) };
+    }
+    i32::from(released)
 }

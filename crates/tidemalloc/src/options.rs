@@ -60,6 +60,10 @@ pub struct Params {
     pub perturb: AtomicUsize,
     /// M_CHECK_ACTION.
     pub check_action: AtomicUsize,
+    /// Entries per thread-cache size class (`glibc.malloc.tcache_count`; 0 turns it off).
+    pub tcache_count: AtomicUsize,
+    /// Largest request served from the thread cache (`glibc.malloc.tcache_max`).
+    pub tcache_max: AtomicUsize,
 }
 
 /// The tunables, with glibc's defaults.
@@ -74,6 +78,8 @@ pub static PARAMS: Params = Params {
     arena_test: AtomicUsize::new(DEFAULT_ARENA_TEST),
     perturb: AtomicUsize::new(0),
     check_action: AtomicUsize::new(3),
+    tcache_count: AtomicUsize::new(crate::tcache::DEFAULT_COUNT),
+    tcache_max: AtomicUsize::new(crate::tcache::DEFAULT_MAX_BYTES),
 };
 
 /// The chunk-size limit for a M_MXFAST request size (0 turns fast bins off).
