@@ -208,7 +208,7 @@ pub fn memalign(alignment: usize, bytes: usize) -> *mut u8 {
 /// # Safety
 /// `out` must be writable.
 pub unsafe fn posix_memalign(out: *mut *mut u8, alignment: usize, bytes: usize) -> i32 {
-    if alignment % core::mem::size_of::<usize>() != 0 || !alignment.is_power_of_two() {
+    if !alignment.is_multiple_of(core::mem::size_of::<usize>()) || !alignment.is_power_of_two() {
         return libc::EINVAL;
     }
     let saved = os::errno();

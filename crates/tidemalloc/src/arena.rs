@@ -188,7 +188,7 @@ impl State {
                 corruption(Corruption::FastBinUnaligned);
             }
             if fast_index(victim.size()) != index {
-                corruption(Corruption::FastBinMemoryCorruption);
+                corruption(Corruption::FastBinWrongSize);
             }
             self.bins.fast[index] = next;
         }
@@ -573,7 +573,7 @@ impl State {
         unsafe {
             let mut p = self.malloc(request)?;
             let mem = p.mem() as usize;
-            if mem % alignment != 0 {
+            if !mem.is_multiple_of(alignment) {
                 let mut start =
                     Chunk::from_mem(((mem + alignment - 1) & !(alignment - 1)) as *mut u8);
                 if start.0 - p.0 < MIN_CHUNK {

@@ -47,7 +47,7 @@ pub enum Corruption {
     /// The unsorted list is broken where malloc() inserts a remainder.
     MallocCorruptedUnsorted,
     /// A fast-bin chunk has the wrong size for its bin.
-    FastBinMemoryCorruption,
+    FastBinWrongSize,
     /// A fast-bin link reveals to a misaligned address.
     FastBinUnaligned,
     /// A fast-bin chunk's size is wrong when merging them.
@@ -101,7 +101,7 @@ impl Corruption {
             UnsortedLinks => "malloc(): unsorted double linked list corrupted",
             UnsortedPrevInuse => "malloc(): invalid next->prev_inuse (unsorted)",
             MallocCorruptedUnsorted => "malloc(): corrupted unsorted chunks",
-            FastBinMemoryCorruption => "malloc(): memory corruption (fast)",
+            FastBinWrongSize => "malloc(): memory corruption (fast)",
             FastBinUnaligned => "malloc(): unaligned fastbin chunk detected",
             ConsolidateInvalidSize => "malloc_consolidate(): invalid chunk size",
             CorruptedTopSize => "malloc(): corrupted top size",

@@ -124,16 +124,8 @@ pub fn set(param: i32, value: i32) -> i32 {
         }
         M_CHECK_ACTION => p.check_action.store(value as usize, Relaxed),
         M_PERTURB => p.perturb.store(value as usize & 0xff, Relaxed),
-        M_ARENA_TEST => {
-            if value > 0 {
-                p.arena_test.store(value as usize, Relaxed);
-            }
-        }
-        M_ARENA_MAX => {
-            if value > 0 {
-                p.arena_max.store(value as usize, Relaxed);
-            }
-        }
+        M_ARENA_TEST if value > 0 => p.arena_test.store(value as usize, Relaxed),
+        M_ARENA_MAX if value > 0 => p.arena_max.store(value as usize, Relaxed),
         _ => {}
     }
     1
