@@ -53,13 +53,19 @@ pub(crate) fn allocate_zeroed(bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
     };
-    let (c, fresh) = match tcache::pop(nb) {
-        Some(p) => (Chunk::from_mem(p), false),
-        // SAFETY: the closure runs with the arena's lock held.
-        None => match tcache::with_arena(|st| unsafe { st.malloc(nb) }.map(|c| (c, st.last_was_fresh))) {
-            Some(found) => found,
-            None => return core::ptr::null_mut(),
-        },
+    let from_arena = || {
+        tcache::with_arena(|st| {
+            // SAFETY: `with_arena` runs this with the arena's lock held.
+            let c = unsafe { st.malloc(nb) }?;
+            Some((c, st.last_was_fresh))
+        })
+    };
+    let found = match tcache::pop(nb) {
+        Some(p) => Some((Chunk::from_mem(p), false)),
+        None => from_arena(),
+    };
+    let Some((c, fresh)) = found else {
+        return core::ptr::null_mut();
     };
     if !fresh {
         // SAFETY: the chunk is ours and has `usable` writable bytes from its user pointer.

@@ -11,7 +11,7 @@ use crate::options::PARAMS;
 use crate::os;
 use crate::segment::Segment;
 use crate::MAIN;
-use core::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::Acquire, Ordering::Release};
+use core::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 /// Guards arena creation, the free list and the attached-thread counts.
 static LIST_LOCK: Mutex = Mutex::new();

@@ -247,7 +247,10 @@ pub fn random_word() -> usize {
         )
     };
     if got != core::mem::size_of::<usize>() as isize {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a live local.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         word = (&word as *const usize as usize).rotate_left(17) ^ ts.tv_nsec as usize;

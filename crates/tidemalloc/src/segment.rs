@@ -58,7 +58,14 @@ impl Segment {
     ///
     /// # Safety
     /// `[start, end)` must be fresh memory owned by the arena.
-    pub unsafe fn create(start: usize, first: usize, end: usize, kind: Kind, arena: usize, prev: usize) {
+    pub unsafe fn create(
+        start: usize,
+        first: usize,
+        end: usize,
+        kind: Kind,
+        arena: usize,
+        prev: usize,
+    ) {
         debug_assert!(start.is_multiple_of(ALIGNMENT) && first >= start + SEGMENT_HEADER);
         // SAFETY: the caller guarantees the memory is ours and large enough.
         unsafe {

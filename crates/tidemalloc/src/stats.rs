@@ -3,11 +3,11 @@
 //! snapshot; printing happens after the lock is released, since stdio may call malloc.
 
 use crate::arena::State;
+use crate::arenas;
 use crate::bins::{fast_index, reveal, NBINS, NFASTBINS, UNSORTED};
 use crate::chunk::Chunk;
 use crate::mmapped;
 use crate::os;
-use crate::arenas;
 use crate::segment::Segments;
 use core::fmt::{self, Write};
 use core::sync::atomic::Ordering::Relaxed;
@@ -289,14 +289,26 @@ fn write_total_stats(
     mmapped_bytes: usize,
 ) -> fmt::Result {
     writeln!(w, "Total (incl. mmap):")?;
-    writeln!(w, "system bytes     = {:>10}", (system + mmapped_bytes) as u32)?;
-    writeln!(w, "in use bytes     = {:>10}", (in_use + mmapped_bytes) as u32)?;
+    writeln!(
+        w,
+        "system bytes     = {:>10}",
+        (system + mmapped_bytes) as u32
+    )?;
+    writeln!(
+        w,
+        "in use bytes     = {:>10}",
+        (in_use + mmapped_bytes) as u32
+    )?;
     writeln!(
         w,
         "max mmap regions = {:>10}",
         mmapped::MAX_COUNT.load(Relaxed) as u32
     )?;
-    writeln!(w, "max mmap bytes   = {:>10}", mmapped::MAX_BYTES.load(Relaxed))
+    writeln!(
+        w,
+        "max mmap bytes   = {:>10}",
+        mmapped::MAX_BYTES.load(Relaxed)
+    )
 }
 
 /// The process-wide sums that close `malloc_info`'s XML.
@@ -358,8 +370,16 @@ fn write_info_heap(
 }
 
 fn write_sums(w: &mut impl Write, fast: (usize, usize), rest: (usize, usize)) -> fmt::Result {
-    writeln!(w, "<total type=\"fast\" count=\"{}\" size=\"{}\"/>", fast.0, fast.1)?;
-    writeln!(w, "<total type=\"rest\" count=\"{}\" size=\"{}\"/>", rest.0, rest.1)
+    writeln!(
+        w,
+        "<total type=\"fast\" count=\"{}\" size=\"{}\"/>",
+        fast.0, fast.1
+    )?;
+    writeln!(
+        w,
+        "<total type=\"rest\" count=\"{}\" size=\"{}\"/>",
+        rest.0, rest.1
+    )
 }
 
 fn write_system(w: &mut impl Write, current: usize, max: usize) -> fmt::Result {
@@ -461,7 +481,11 @@ mod tests {
         write_info_end(&mut out, &totals).unwrap();
         assert!(out.starts_with("<heap nr=\"0\">\n<sizes>\n"));
         assert!(out.contains("</heap>\n<heap nr=\"1\">\n<sizes>\n"));
-        assert_eq!(out.matches("<aspace type=\"subheaps\" size=\"2\"/>").count(), 1);
+        assert_eq!(
+            out.matches("<aspace type=\"subheaps\" size=\"2\"/>")
+                .count(),
+            1
+        );
         assert!(out.contains("<system type=\"current\" size=\"270336\"/>\n"));
         assert!(out.contains("  <size from=\"97\" to=\"112\" total=\"112\" count=\"1\"/>\n"));
         assert!(out.contains("  <unsorted from=\"400\" to=\"2000\" total=\"2400\" count=\"2\"/>\n"));

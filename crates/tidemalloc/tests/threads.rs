@@ -21,7 +21,11 @@ fn make(len: usize, seed: u8) -> Block {
 fn check_and_free(b: Block) {
     for i in 0..b.1 {
         // SAFETY: the block has `b.1` bytes.
-        assert_eq!(unsafe { *b.0.add(i) }, b.2 ^ i as u8, "block contents changed");
+        assert_eq!(
+            unsafe { *b.0.add(i) },
+            b.2 ^ i as u8,
+            "block contents changed"
+        );
     }
     // SAFETY: the block is live and freed once.
     unsafe { api::free(b.0) };
@@ -72,7 +76,9 @@ fn blocks_cross_threads_intact() {
         h.join().unwrap();
     }
     for q in queues.iter() {
-        std::mem::take(&mut *q.lock().unwrap()).into_iter().for_each(check_and_free);
+        std::mem::take(&mut *q.lock().unwrap())
+            .into_iter()
+            .for_each(check_and_free);
     }
     let report = tidemalloc::verify_heap().expect("heap intact after cross-thread frees");
     assert!(report.arenas > 1, "threads got arenas of their own");
@@ -102,7 +108,9 @@ fn thread_exit_storm_reuses_arenas() {
             h.join().unwrap();
         }
     }
-    std::mem::take(&mut *pool.lock().unwrap()).into_iter().for_each(check_and_free);
+    std::mem::take(&mut *pool.lock().unwrap())
+        .into_iter()
+        .for_each(check_and_free);
     let report = tidemalloc::verify_heap().expect("heap intact after 2400 threads");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert!(
