@@ -1,13 +1,13 @@
 //! glibc's malloc family with glibc's contracts (errno, NULL, EINVAL), under Rust names.
 //! `tidemalloc-c` exports these as the C symbols; `TideMalloc` uses the same paths.
 
-use crate::chunk::{request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, MIN_CHUNK, SIZE_SZ};
+use crate::chunk::{request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, IS_MMAPPED, MIN_CHUNK, SIZE_SZ};
 use crate::os;
 use crate::{arenas, check, mmapped, tcache, MAIN};
 
 /// Allocates a chunk for `bytes`, without touching errno: the thread cache first, then the
 /// thread's arena.
-#[inline]
+#[inline(always)]
 pub(crate) fn allocate(bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
@@ -18,12 +18,12 @@ pub(crate) fn allocate(bytes: usize) -> *mut u8 {
     tcache::malloc_slow(nb).map_or(core::ptr::null_mut(), Chunk::mem)
 }
 
-/// Frees `mem` (non-null, from this allocator), without touching errno: into the thread
-/// cache if its list has room, else to the chunk's own arena.
+/// Frees `mem` (non-null, from this allocator): into the thread cache if its list has room,
+/// else to the chunk's own arena. errno is preserved (only the slow paths can touch it).
 ///
 /// # Safety
 /// `mem` must come from this allocator and not have been freed.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn release(mem: *mut u8) {
     let p = Chunk::from_mem(mem);
     if !crate::chunk::aligned(p.0) {
@@ -31,9 +31,9 @@ pub(crate) unsafe fn release(mem: *mut u8) {
     }
     // SAFETY: the caller guarantees `mem` is a live block of ours, so its header is readable.
     unsafe {
-        if p.is_mmapped() {
-            mmapped::free(p);
-            return;
+        let head = p.head();
+        if head & IS_MMAPPED != 0 {
+            return release_mapped(p);
         }
         let size = p.size();
         if p.0.wrapping_neg() < size {
@@ -43,9 +43,29 @@ pub(crate) unsafe fn release(mem: *mut u8) {
             check::corruption(check::Corruption::FreeInvalidSize);
         }
         if !tcache::push(p, size) {
-            tcache::free_slow(p, size);
+            release_slow(p, size);
         }
     }
+}
+
+/// Unmaps a mapped chunk, keeping errno.
+#[cold]
+#[inline(never)]
+unsafe fn release_mapped(p: Chunk) {
+    let saved = os::errno();
+    // SAFETY: forwarded from `release`.
+    unsafe { mmapped::free(p) };
+    os::set_errno(saved);
+}
+
+/// Frees an arena chunk past the thread cache, keeping errno.
+#[cold]
+#[inline(never)]
+unsafe fn release_slow(p: Chunk, size: usize) {
+    let saved = os::errno();
+    // SAFETY: forwarded from `release`.
+    unsafe { tcache::free_slow(p, size) };
+    os::set_errno(saved);
 }
 
 /// Allocates `bytes` zeroed bytes, skipping the clearing for memory fresh from the kernel.
@@ -127,11 +147,13 @@ pub(crate) fn allocate_aligned(alignment: usize, bytes: usize) -> *mut u8 {
         .map_or(core::ptr::null_mut(), Chunk::mem)
 }
 
+#[cold]
 fn fail_nomem() -> *mut u8 {
     os::set_errno(libc::ENOMEM);
     core::ptr::null_mut()
 }
 
+#[inline(always)]
 fn or_nomem(p: *mut u8) -> *mut u8 {
     if p.is_null() {
         fail_nomem()
@@ -141,6 +163,7 @@ fn or_nomem(p: *mut u8) -> *mut u8 {
 }
 
 /// `malloc`: at least `bytes` bytes, 16-aligned; NULL with ENOMEM when impossible.
+#[inline]
 pub fn malloc(bytes: usize) -> *mut u8 {
     or_nomem(allocate(bytes))
 }
@@ -149,14 +172,13 @@ pub fn malloc(bytes: usize) -> *mut u8 {
 ///
 /// # Safety
 /// `mem` must be NULL or a live block of this allocator.
+#[inline]
 pub unsafe fn free(mem: *mut u8) {
     if mem.is_null() {
         return;
     }
-    let saved = os::errno();
     // SAFETY: forwarded.
     unsafe { release(mem) };
-    os::set_errno(saved);
 }
 
 /// `calloc`: `count * size` zeroed bytes; NULL with ENOMEM on overflow.

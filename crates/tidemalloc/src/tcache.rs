@@ -25,7 +25,7 @@ pub const BINS: usize = 64;
 pub const MAX_CHUNK: usize = MIN_CHUNK + (BINS - 1) * ALIGNMENT;
 /// Default entries per size class (glibc 2.43's figure; tunable with
 /// `GLIBC_TUNABLES=glibc.malloc.tcache_count=N`).
-pub const DEFAULT_COUNT: usize = 16;
+pub const DEFAULT_COUNT: usize = 64;
 /// The default largest cached request (`glibc.malloc.tcache_max`).
 pub const DEFAULT_MAX_BYTES: usize = MAX_CHUNK - SIZE_SZ;
 
@@ -73,7 +73,9 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
         return None;
     }
     let i = index(nb);
-    let entry = tc.heads[i];
+    // SAFETY: `nb <= max_chunk <= MAX_CHUNK`, so `i < BINS`.
+    let head = unsafe { tc.heads.get_unchecked_mut(i) };
+    let entry = *head;
     if entry == 0 {
         return None;
     }
@@ -83,8 +85,8 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
         if !aligned(next) {
             corruption(Corruption::TcacheUnaligned);
         }
-        tc.heads[i] = next;
-        tc.counts[i] -= 1;
+        *head = next;
+        *tc.counts.get_unchecked_mut(i) -= 1;
         *((entry + SIZE_SZ) as *mut usize) = 0;
     }
     Some(entry as *mut u8)
@@ -102,28 +104,42 @@ pub unsafe fn push(p: Chunk, size: usize) -> bool {
     if size > tc.max_chunk {
         return false;
     }
-    let i = index(size);
     let entry = p.mem() as usize;
     let key = KEY.load(Relaxed);
-    // SAFETY: the chunk is being freed by its owner, so its user words are ours to reuse.
+    // SAFETY: the chunk is being freed by its owner, so its user words are ours to read.
+    if unsafe { *((entry + SIZE_SZ) as *const usize) } == key {
+        return push_after_key_match(tc, index(size), entry, key);
+    }
+    // SAFETY: `size <= max_chunk <= MAX_CHUNK`, so the index is in range; the entry is ours.
+    unsafe { link(tc, index(size), entry, key) }
+}
+
+/// Puts `entry` at the front of list `i` if it has room.
+///
+/// # Safety
+/// `i < BINS`; `entry` is a chunk being freed by this thread.
+#[inline(always)]
+unsafe fn link(tc: &mut Tcache, i: usize, entry: usize, key: usize) -> bool {
+    // SAFETY: the caller guarantees the index and the entry.
     unsafe {
-        if *((entry + SIZE_SZ) as *const usize) == key {
-            check_double_free(tc, i, entry);
-        }
-        if tc.counts[i] >= tc.limit {
+        let count = tc.counts.get_unchecked_mut(i);
+        if *count >= tc.limit {
             return false;
         }
-        *(entry as *mut usize) = protect(entry, tc.heads[i]);
+        *count += 1;
+        let head = tc.heads.get_unchecked_mut(i);
+        *(entry as *mut usize) = protect(entry, *head);
         *((entry + SIZE_SZ) as *mut usize) = key;
+        *head = entry;
     }
-    tc.heads[i] = entry;
-    tc.counts[i] += 1;
     true
 }
 
-/// The key matched: look for `entry` in its list (the key may also be stale user data).
+/// The chunk carries the cache's key: either it is already cached (a double free, which
+/// aborts) or the key is stale user data; look through its list to tell.
 #[cold]
-fn check_double_free(tc: &Tcache, i: usize, entry: usize) {
+#[inline(never)]
+fn push_after_key_match(tc: &mut Tcache, i: usize, entry: usize, key: usize) -> bool {
     let mut e = tc.heads[i];
     let mut steps = 0;
     while e != 0 {
@@ -140,6 +156,8 @@ fn check_double_free(tc: &Tcache, i: usize, entry: usize) {
         // SAFETY: list members are cached chunks of this thread.
         e = reveal(e, unsafe { *(e as *const usize) });
     }
+    // SAFETY: `i` came from a size within the cache's range; the entry is being freed.
+    unsafe { link(tc, i, entry, key) }
 }
 
 /// This thread's cache, set up if it is new.
