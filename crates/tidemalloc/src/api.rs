@@ -1,9 +1,13 @@
 //! glibc's malloc family with glibc's contracts (errno, NULL, EINVAL), under Rust names.
 //! `tidemalloc-c` exports these as the C symbols; `TideMalloc` uses the same paths.
 
-use crate::chunk::{request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, IS_MMAPPED, MIN_CHUNK, SIZE_SZ};
+use crate::chunk::{
+    request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, HEADER, IS_MMAPPED, MIN_CHUNK, SIZE_SZ,
+};
+use crate::options::PARAMS;
 use crate::os;
 use crate::{arenas, check, mmapped, tcache, MAIN};
+use core::sync::atomic::Ordering::Relaxed;
 
 /// Allocates a chunk for `bytes`, without touching errno: the thread cache first, then the
 /// thread's arena.
@@ -15,7 +19,23 @@ pub(crate) fn allocate(bytes: usize) -> *mut u8 {
     if let Some(p) = tcache::pop(nb) {
         return p;
     }
-    tcache::malloc_slow(nb).map_or(core::ptr::null_mut(), Chunk::mem)
+    allocate_slow(nb)
+}
+
+/// A chunk from the arena (refilling the cache on the way), filled with the complement of
+/// the M_PERTURB byte when one is set, as glibc fills what `_int_malloc` returns.
+#[cold]
+#[inline(never)]
+fn allocate_slow(nb: usize) -> *mut u8 {
+    let Some(c) = tcache::malloc_slow(nb) else {
+        return core::ptr::null_mut();
+    };
+    let perturb = PARAMS.perturb.load(Relaxed);
+    if perturb != 0 {
+        // SAFETY: the chunk is fresh and has `usable` writable bytes.
+        unsafe { core::ptr::write_bytes(c.mem(), (perturb ^ 0xff) as u8, c.usable()) };
+    }
+    c.mem()
 }
 
 /// Frees `mem` (non-null, from this allocator): into the thread cache if its list has room,
@@ -63,6 +83,11 @@ unsafe fn release_mapped(p: Chunk) {
 #[inline(never)]
 unsafe fn release_slow(p: Chunk, size: usize) {
     let saved = os::errno();
+    let perturb = PARAMS.perturb.load(Relaxed);
+    if perturb != 0 {
+        // SAFETY: the chunk is being freed; its user bytes end where the next chunk begins.
+        unsafe { core::ptr::write_bytes(p.mem(), perturb as u8, size - HEADER) };
+    }
     // SAFETY: forwarded from `release`.
     unsafe { tcache::free_slow(p, size) };
     os::set_errno(saved);

@@ -112,9 +112,8 @@ pub fn set(param: i32, value: i32) -> i32 {
             p.no_dyn_threshold.store(true, Relaxed);
         }
         M_MMAP_THRESHOLD => {
-            if value as isize as usize > MMAP_THRESHOLD_MAX {
-                return 0;
-            }
+            // glibc 2.36 takes any value here (observed: 64 MiB, 1 GiB and -1 all return 1);
+            // the 32 MiB ceiling binds only the dynamic threshold.
             p.mmap_threshold.store(value as isize as usize, Relaxed);
             p.no_dyn_threshold.store(true, Relaxed);
         }
@@ -161,10 +160,8 @@ pub fn load_environment() {
         p.no_dyn_threshold.store(true, Relaxed);
     }
     if let Some(v) = read(b"MALLOC_MMAP_THRESHOLD_\0") {
-        if v <= MMAP_THRESHOLD_MAX {
-            p.mmap_threshold.store(v, Relaxed);
-            p.no_dyn_threshold.store(true, Relaxed);
-        }
+        p.mmap_threshold.store(v, Relaxed);
+        p.no_dyn_threshold.store(true, Relaxed);
     }
     if let Some(v) = read(b"MALLOC_MMAP_MAX_\0") {
         p.mmap_max.store(v, Relaxed);
