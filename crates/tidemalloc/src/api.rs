@@ -1,30 +1,49 @@
 //! glibc's malloc family with glibc's contracts (errno, NULL, EINVAL), under Rust names.
 //! `tidemalloc-c` exports these as the C symbols; `TideMalloc` uses the same paths.
 
-use crate::chunk::{request_to_size, Chunk, ALIGNMENT, SIZE_SZ};
-use crate::mmapped;
+use crate::chunk::{
+    request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, HEADER, IS_MMAPPED, MIN_CHUNK, SIZE_SZ,
+};
+use crate::options::PARAMS;
 use crate::os;
-use crate::{check, MAIN};
+use crate::{arenas, check, mmapped, tcache, MAIN};
+use core::sync::atomic::Ordering::Relaxed;
 
-/// Allocates a chunk for `bytes`, without touching errno.
-#[inline]
+/// Allocates a chunk for `bytes`, without touching errno: the thread cache first, then the
+/// thread's arena.
+#[inline(always)]
 pub(crate) fn allocate(bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
     };
-    let mut arena = MAIN.lock();
-    // SAFETY: the guard holds the lock and the arena is ready.
-    match unsafe { arena.malloc(nb) } {
-        Some(c) => c.mem(),
-        None => core::ptr::null_mut(),
+    if let Some(p) = tcache::pop(nb) {
+        return p;
     }
+    allocate_slow(nb)
 }
 
-/// Frees `mem` (non-null, from this allocator), without touching errno.
+/// A chunk from the arena (refilling the cache on the way), filled with the complement of
+/// the M_PERTURB byte when one is set, as glibc fills what `_int_malloc` returns.
+#[cold]
+#[inline(never)]
+fn allocate_slow(nb: usize) -> *mut u8 {
+    let Some(c) = tcache::malloc_slow(nb) else {
+        return core::ptr::null_mut();
+    };
+    let perturb = PARAMS.perturb.load(Relaxed);
+    if perturb != 0 {
+        // SAFETY: the chunk is fresh and has `usable` writable bytes.
+        unsafe { core::ptr::write_bytes(c.mem(), (perturb ^ 0xff) as u8, c.usable()) };
+    }
+    c.mem()
+}
+
+/// Frees `mem` (non-null, from this allocator): into the thread cache if its list has room,
+/// else to the chunk's own arena. errno is preserved (only the slow paths can touch it).
 ///
 /// # Safety
 /// `mem` must come from this allocator and not have been freed.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn release(mem: *mut u8) {
     let p = Chunk::from_mem(mem);
     if !crate::chunk::aligned(p.0) {
@@ -32,12 +51,46 @@ pub(crate) unsafe fn release(mem: *mut u8) {
     }
     // SAFETY: the caller guarantees `mem` is a live block of ours, so its header is readable.
     unsafe {
-        if p.is_mmapped() {
-            mmapped::free(p);
-        } else {
-            MAIN.lock().free(p);
+        let head = p.head();
+        if head & IS_MMAPPED != 0 {
+            return release_mapped(p);
+        }
+        let size = p.size();
+        if p.0.wrapping_neg() < size {
+            check::corruption(check::Corruption::FreeInvalidPointer);
+        }
+        if size < MIN_CHUNK || size & ALIGN_MASK != 0 {
+            check::corruption(check::Corruption::FreeInvalidSize);
+        }
+        if !tcache::push(p, size) {
+            release_slow(p, size);
         }
     }
+}
+
+/// Unmaps a mapped chunk, keeping errno.
+#[cold]
+#[inline(never)]
+unsafe fn release_mapped(p: Chunk) {
+    let saved = os::errno();
+    // SAFETY: forwarded from `release`.
+    unsafe { mmapped::free(p) };
+    os::set_errno(saved);
+}
+
+/// Frees an arena chunk past the thread cache, keeping errno.
+#[cold]
+#[inline(never)]
+unsafe fn release_slow(p: Chunk, size: usize) {
+    let saved = os::errno();
+    let perturb = PARAMS.perturb.load(Relaxed);
+    if perturb != 0 {
+        // SAFETY: the chunk is being freed; its user bytes end where the next chunk begins.
+        unsafe { core::ptr::write_bytes(p.mem(), perturb as u8, size - HEADER) };
+    }
+    // SAFETY: forwarded from `release`.
+    unsafe { tcache::free_slow(p, size) };
+    os::set_errno(saved);
 }
 
 /// Allocates `bytes` zeroed bytes, skipping the clearing for memory fresh from the kernel.
@@ -45,13 +98,20 @@ pub(crate) fn allocate_zeroed(bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
     };
-    let mut arena = MAIN.lock();
-    // SAFETY: the guard holds the lock and the arena is ready.
-    let Some(c) = (unsafe { arena.malloc(nb) }) else {
+    let from_arena = || {
+        tcache::with_arena(|st| {
+            // SAFETY: `with_arena` runs this with the arena's lock held.
+            let c = unsafe { st.malloc(nb) }?;
+            Some((c, st.last_was_fresh))
+        })
+    };
+    let found = match tcache::pop(nb) {
+        Some(p) => Some((Chunk::from_mem(p), false)),
+        None => from_arena(),
+    };
+    let Some((c, fresh)) = found else {
         return core::ptr::null_mut();
     };
-    let fresh = arena.last_was_fresh;
-    drop(arena);
     if !fresh {
         // SAFETY: the chunk is ours and has `usable` writable bytes from its user pointer.
         unsafe { core::ptr::write_bytes(c.mem(), 0, c.usable()) };
@@ -81,18 +141,21 @@ pub(crate) unsafe fn resize(mem: *mut u8, bytes: usize) -> *mut u8 {
             if size - SIZE_SZ >= nb {
                 return mem;
             }
-            let new = allocate(bytes);
-            if !new.is_null() {
-                core::ptr::copy_nonoverlapping(mem, new, size - 2 * SIZE_SZ);
-                mmapped::free(old);
+        } else {
+            let owner = crate::arenas::owner(old);
+            if !owner.lock_held_by_me() {
+                if let Some(c) = owner.lock().realloc(old, nb) {
+                    return c.mem();
+                }
             }
-            return new;
         }
-        let mut arena = MAIN.lock();
-        match arena.realloc(old, nb) {
-            Some(c) => c.mem(),
-            None => core::ptr::null_mut(),
+        // Its own arena could not serve it: move it through the ordinary paths.
+        let new = allocate(bytes);
+        if !new.is_null() {
+            core::ptr::copy_nonoverlapping(mem, new, old.usable().min(bytes));
+            release(mem);
         }
+        new
     }
 }
 
@@ -104,19 +167,18 @@ pub(crate) fn allocate_aligned(alignment: usize, bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
     };
-    let mut arena = MAIN.lock();
-    // SAFETY: the guard holds the lock and the arena is ready.
-    match unsafe { arena.memalign(alignment, nb) } {
-        Some(c) => c.mem(),
-        None => core::ptr::null_mut(),
-    }
+    // SAFETY: the closure runs with the arena's lock held.
+    tcache::with_arena(|st| unsafe { st.memalign(alignment, nb) })
+        .map_or(core::ptr::null_mut(), Chunk::mem)
 }
 
+#[cold]
 fn fail_nomem() -> *mut u8 {
     os::set_errno(libc::ENOMEM);
     core::ptr::null_mut()
 }
 
+#[inline(always)]
 fn or_nomem(p: *mut u8) -> *mut u8 {
     if p.is_null() {
         fail_nomem()
@@ -126,6 +188,7 @@ fn or_nomem(p: *mut u8) -> *mut u8 {
 }
 
 /// `malloc`: at least `bytes` bytes, 16-aligned; NULL with ENOMEM when impossible.
+#[inline]
 pub fn malloc(bytes: usize) -> *mut u8 {
     or_nomem(allocate(bytes))
 }
@@ -134,14 +197,13 @@ pub fn malloc(bytes: usize) -> *mut u8 {
 ///
 /// # Safety
 /// `mem` must be NULL or a live block of this allocator.
+#[inline]
 pub unsafe fn free(mem: *mut u8) {
     if mem.is_null() {
         return;
     }
-    let saved = os::errno();
     // SAFETY: forwarded.
     unsafe { release(mem) };
-    os::set_errno(saved);
 }
 
 /// `calloc`: `count * size` zeroed bytes; NULL with ENOMEM on overflow.
@@ -263,10 +325,14 @@ pub fn mallopt(param: i32, value: i32) -> i32 {
     crate::options::set(param, value)
 }
 
-/// `malloc_trim`: gives back the top above `pad` and every whole free page inside free
-/// chunks; 1 if any memory was released.
+/// `malloc_trim`: empties the calling thread's cache, then in every arena gives back every
+/// whole free page inside free chunks and the top above `pad`; 1 if any memory was released.
 pub fn malloc_trim(pad: usize) -> i32 {
-    let mut arena = MAIN.lock();
-    // SAFETY: the guard holds the lock.
-    i32::from(unsafe { arena.trim_all(pad) })
+    tcache::flush_all();
+    let mut released = false;
+    for a in arenas::all() {
+        // SAFETY: the guard holds the lock.
+        released |= unsafe { a.lock().trim_all(pad) };
+    }
+    i32::from(released)
 }

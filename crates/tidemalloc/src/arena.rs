@@ -12,7 +12,7 @@ use crate::mmapped;
 use crate::options::{self, PARAMS};
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 /// Freeing a chunk at least this large merges the fast bins and considers trimming.
 const CONSOLIDATION_THRESHOLD: usize = 64 * 1024;
@@ -39,6 +39,10 @@ pub struct State {
     pub fresh: usize,
     /// Whether the last chunk `malloc` returned came from never-used memory.
     pub last_was_fresh: bool,
+    /// NON_MAIN_ARENA for thread arenas, 0 for the main arena: marked on every chunk handed out.
+    pub flags: usize,
+    /// The address of the `Arena` holding this state.
+    pub arena: usize,
     ready: bool,
 }
 
@@ -54,8 +58,16 @@ impl State {
             segments: 0,
             fresh: 0,
             last_was_fresh: false,
+            flags: 0,
+            arena: 0,
             ready: false,
         }
+    }
+
+    /// Whether this is the main arena (brk and mmap segments, no heaps).
+    #[inline]
+    pub fn is_main(&self) -> bool {
+        self.flags == 0
     }
 
     /// Size of the top chunk (0 before the first growth).
@@ -94,11 +106,24 @@ impl State {
         }
     }
 
-    /// Finds or makes a chunk of `nb` bytes (`nb` from `request_to_size`), marked in use.
+    /// Finds or makes a chunk of `nb` bytes (`nb` from `request_to_size`), marked in use and
+    /// marked with this arena's flag.
     ///
     /// # Safety
     /// The lock is held and the arena is ready.
+    #[inline]
     pub unsafe fn malloc(&mut self, nb: usize) -> Option<Chunk> {
+        // SAFETY: forwarded; the chunk returned is ours to mark.
+        unsafe {
+            let c = self.malloc_unmarked(nb)?;
+            if self.flags != 0 && !c.is_mmapped() {
+                c.set_head(c.head() | self.flags);
+            }
+            Some(c)
+        }
+    }
+
+    unsafe fn malloc_unmarked(&mut self, nb: usize) -> Option<Chunk> {
         self.last_was_fresh = false;
         // SAFETY: every chunk reached below is listed in this arena's bins or is its top.
         unsafe {
@@ -309,7 +334,19 @@ impl State {
         // SAFETY: growth only adds memory this arena owns.
         unsafe {
             while self.top_size() < nb + MIN_CHUNK {
-                if !self.grow(nb) {
+                let grown = if self.is_main() {
+                    self.grow(nb)
+                } else {
+                    self.grow_heap(nb)
+                };
+                if !grown {
+                    // A thread arena out of heaps still has the kernel's mmap to ask.
+                    if !self.is_main() && !mmapped::wanted(nb) {
+                        if let Some(c) = mmapped::map(nb) {
+                            self.last_was_fresh = true;
+                            return Some(c);
+                        }
+                    }
                     return None;
                 }
             }
@@ -352,8 +389,11 @@ impl State {
                 if self.have_fast {
                     self.consolidate();
                 }
-                if self.top_size() >= PARAMS.trim_threshold.load(Relaxed) {
-                    self.trim_top(PARAMS.top_pad.load(Relaxed));
+                let pad = PARAMS.top_pad.load(Relaxed);
+                if !self.is_main() {
+                    self.trim_heaps(pad, false);
+                } else if self.top_size() >= PARAMS.trim_threshold.load(Relaxed) {
+                    self.trim_top(pad);
                 }
             }
         }
@@ -546,7 +586,7 @@ impl State {
                     start.set_head(size | crate::chunk::IS_MMAPPED);
                     return Some(start);
                 }
-                start.set_head(size | PREV_INUSE);
+                start.set_head(size | PREV_INUSE | self.flags);
                 start.set_inuse_at(size);
                 p.set_size_keep_flags(lead);
                 self.free(p);
@@ -569,13 +609,24 @@ fn rest_start(c: Chunk, nb: usize) -> usize {
     c.0 + nb
 }
 
-/// An arena: its state behind its lock.
+/// An arena: its state behind its lock, and a lock-free list where other threads leave
+/// chunks they freed while the lock was busy.
 pub struct Arena {
     lock: Mutex,
     state: UnsafeCell<State>,
+    /// Chunks freed by other threads, linked through their first user word; drained by
+    /// whoever takes the lock next.
+    remote: AtomicUsize,
+    /// Threads using this arena (changed under the arena list's lock).
+    pub attached: AtomicUsize,
+    /// The next arena in the list of all arenas (0 ends it).
+    pub next: AtomicUsize,
+    /// The next arena in the free list.
+    pub next_free: AtomicUsize,
 }
 
-// SAFETY: the state is only reached through `lock`, which serialises access.
+// SAFETY: the state is only reached through `lock`, which serialises access; the other
+// fields are atomics.
 unsafe impl Sync for Arena {}
 
 impl Arena {
@@ -584,37 +635,96 @@ impl Arena {
         Arena {
             lock: Mutex::new(),
             state: UnsafeCell::new(State::new()),
+            remote: AtomicUsize::new(0),
+            attached: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            next_free: AtomicUsize::new(0),
         }
     }
 
-    /// Takes the lock and returns the state, initialising it on first use.
+    /// Takes the lock and returns the state, initialising it on first use and freeing the
+    /// chunks other threads left on the remote list.
     #[inline]
     pub fn lock(&self) -> Guard<'_> {
         self.lock.lock();
+        self.guard()
+    }
+
+    /// Takes the lock if it is free right now.
+    #[inline]
+    pub fn try_lock(&self) -> Option<Guard<'_>> {
+        self.lock.try_lock().then(|| self.guard())
+    }
+
+    #[inline]
+    fn guard(&self) -> Guard<'_> {
         // SAFETY: the lock is held, so nobody else touches the state.
         let state = unsafe { &mut *self.state.get() };
         if !state.ready {
-            state.bins.init();
-            state.ready = true;
+            self.make_ready(state);
+        }
+        let mut g = Guard { arena: self, state };
+        if self.remote.load(Relaxed) != 0 {
+            g.drain_remote();
+        }
+        g
+    }
+
+    #[cold]
+    fn make_ready(&self, state: &mut State) {
+        state.bins.init();
+        state.arena = self as *const Arena as usize;
+        state.ready = true;
+        if core::ptr::eq(self, &crate::MAIN) {
             options::load_environment();
+            crate::tcache::global_init();
             crate::fork::arm();
         }
-        Guard { arena: self, state }
     }
 
-    /// Takes the lock without making a guard: for fork's prepare handler.
-    pub fn lock_raw(&self) {
-        self.lock.lock();
+    /// Leaves a chain of this arena's chunks (user pointers linked through their first word,
+    /// `first` to `last`) for the lock holder to free. Never waits.
+    ///
+    /// # Safety
+    /// The chunks must be in-use chunks of this arena being freed by their holder.
+    pub unsafe fn push_remote(&self, first: usize, last: usize) {
+        let mut head = self.remote.load(Relaxed);
+        loop {
+            // SAFETY: `last` is a chunk being freed; its first word is ours.
+            unsafe { *(last as *mut usize) = head };
+            match self
+                .remote
+                .compare_exchange_weak(head, first, Release, Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => head = now,
+            }
+        }
+        // An arena nobody uses would keep them forever: free them now.
+        if self.attached.load(Relaxed) == 0 {
+            drop(self.lock());
+        }
     }
 
-    /// Releases a lock taken with `lock_raw`.
-    pub fn unlock_raw(&self) {
-        self.lock.unlock();
+    /// Whether the calling thread holds this arena's lock.
+    #[inline]
+    pub fn lock_held_by_me(&self) -> bool {
+        self.lock.held_by_me()
     }
 
-    /// Frees the lock in a fork child, where its holder (this thread) is the only thread.
-    pub fn reset_lock(&self) {
-        self.lock.reset();
+    /// fork, before: see `Mutex::lock_for_fork`.
+    pub fn lock_for_fork(&self) {
+        self.lock.lock_for_fork();
+    }
+
+    /// fork, in the parent.
+    pub fn unlock_after_fork(&self) {
+        self.lock.unlock_after_fork();
+    }
+
+    /// fork, in the child.
+    pub fn reset_after_fork(&self) {
+        self.lock.reset_after_fork();
     }
 }
 
@@ -628,6 +738,26 @@ impl Default for Arena {
 pub struct Guard<'a> {
     arena: &'a Arena,
     state: &'a mut State,
+}
+
+impl Guard<'_> {
+    /// The arena this guard locks.
+    pub fn arena_ref(&self) -> &Arena {
+        self.arena
+    }
+
+    fn drain_remote(&mut self) {
+        let mut e = self.arena.remote.swap(0, Acquire);
+        while e != 0 {
+            // SAFETY: remote entries are in-use chunks of this arena, handed over by the
+            // threads that freed them; the lock is held.
+            unsafe {
+                let next = *(e as *const usize);
+                self.state.free(Chunk::from_mem(e as *mut u8));
+                e = next;
+            }
+        }
+    }
 }
 
 impl Deref for Guard<'_> {

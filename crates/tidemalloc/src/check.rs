@@ -66,6 +66,14 @@ pub enum Corruption {
     MremapInvalidPointer,
     /// Someone moved the program break down into the heap.
     BreakAdjusted,
+    /// A chunk freed twice was found in the thread cache.
+    TcacheDoubleFree,
+    /// A thread-cache list is longer than its limit.
+    TcacheTooMany,
+    /// A thread-cache list holds a misaligned entry (seen while freeing).
+    TcacheUnalignedFree,
+    /// A thread-cache link reveals to a misaligned address.
+    TcacheUnaligned,
 }
 
 impl Corruption {
@@ -103,6 +111,10 @@ impl Corruption {
             MunmapInvalidPointer => "munmap_chunk(): invalid pointer",
             MremapInvalidPointer => "mremap_chunk(): invalid pointer",
             BreakAdjusted => "break adjusted to free malloc space",
+            TcacheDoubleFree => "free(): double free detected in tcache 2",
+            TcacheTooMany => "free(): too many chunks detected in tcache",
+            TcacheUnalignedFree => "free(): unaligned chunk detected in tcache 2",
+            TcacheUnaligned => "malloc(): unaligned tcache chunk detected",
         }
     }
 }

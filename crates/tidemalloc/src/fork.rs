@@ -1,10 +1,12 @@
-//! fork safety (S4.1): prepare takes every arena lock so no chunk list is half-written at the
-//! fork; the parent releases them; the child, whose other threads are gone, resets them.
-//! The handlers are registered just after the first allocation finishes, outside any lock,
-//! because pthread_atfork may itself call malloc.
+//! fork safety (S4.1): prepare takes the arena list's lock and every arena lock so that no
+//! chunk list is half-written at the fork; the parent releases them; the child, whose other
+//! threads are gone, resets them and puts every arena but its own on the free list. A lock
+//! the forking thread already held (fork from a signal handler that interrupted malloc) is
+//! left to the interrupted code. The handlers are registered just after the first
+//! allocation, outside any lock, because pthread_atfork may itself call malloc.
 
+use crate::arenas;
 use crate::os;
-use crate::MAIN;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 const IDLE: u8 = 0;
@@ -31,13 +33,13 @@ pub fn register_if_armed() {
 }
 
 unsafe extern "C" fn prepare() {
-    MAIN.lock_raw();
+    arenas::lock_all_for_fork();
 }
 
 unsafe extern "C" fn parent() {
-    MAIN.unlock_raw();
+    arenas::unlock_all_after_fork();
 }
 
 unsafe extern "C" fn child() {
-    MAIN.reset_lock();
+    arenas::reset_all_in_child(crate::tcache::my_arena());
 }

@@ -16,10 +16,12 @@
 
 pub mod api;
 mod arena;
+mod arenas;
 mod bins;
 mod check;
 mod chunk;
 mod fork;
+mod heap;
 mod lock;
 mod mmapped;
 mod morecore;
@@ -27,6 +29,8 @@ pub mod options;
 mod os;
 mod segment;
 pub mod stats;
+mod tcache;
+mod tls;
 mod verify;
 
 use arena::Arena;
@@ -35,7 +39,7 @@ use core::alloc::{GlobalAlloc, Layout};
 pub use stats::{Mallinfo2, Totals};
 pub use verify::{verify_heap, HeapError, HeapReport};
 
-/// The main arena: the only one for now, shared by all threads behind its lock.
+/// The main arena: grows with brk; thread arenas live in their own heaps.
 pub(crate) static MAIN: Arena = Arena::new();
 
 /// tidemalloc as a Rust global allocator. It exports no C symbols, so glibc's malloc keeps

@@ -7,7 +7,7 @@ use crate::check::{corruption, Corruption};
 use crate::chunk::{Chunk, ALIGNMENT, ALIGN_MASK, MIN_CHUNK, PREV_INUSE};
 use crate::options::PARAMS;
 use crate::os;
-use crate::segment::{Segment, FENCEPOST, SEGMENT_HEADER};
+use crate::segment::{Kind, Segment, FENCEPOST, SEGMENT_HEADER};
 use core::sync::atomic::Ordering::Relaxed;
 
 /// The least a mapping asked for in place of brk, so that fallbacks stay rare.
@@ -26,7 +26,7 @@ impl State {
         if self.segments != 0 {
             // SAFETY: the newest segment's header is live.
             let seg = unsafe { Segment::at(self.segments) };
-            if seg.from_brk && os::current_break() == seg.end {
+            if seg.kind == Kind::Brk && os::current_break() == seg.end {
                 let extra = want
                     .map(|w| w.saturating_sub(self.top_size()))
                     .and_then(os::page_align_up);
@@ -42,7 +42,7 @@ impl State {
                     }
                     // Another sbrk slipped in between: the new memory stands alone.
                     // SAFETY: [start, start + len) is fresh break memory.
-                    unsafe { self.add_segment(start, start + len, true) };
+                    unsafe { self.add_segment(start, start + len, Kind::Brk) };
                     return true;
                 }
             }
@@ -52,12 +52,12 @@ impl State {
                 if self.segments != 0 {
                     // SAFETY: the newest segment's header is live.
                     let seg = unsafe { Segment::at(self.segments) };
-                    if seg.from_brk && start < seg.end && start >= self.segments {
+                    if seg.kind == Kind::Brk && start < seg.end && start >= self.segments {
                         corruption(Corruption::BreakAdjusted);
                     }
                 }
                 // SAFETY: [start, start + len) is fresh break memory.
-                unsafe { self.add_segment(start, start + len, true) };
+                unsafe { self.add_segment(start, start + len, Kind::Brk) };
                 return true;
             }
         }
@@ -68,7 +68,7 @@ impl State {
         match len.and_then(|l| os::map(l).map(|a| (a, l))) {
             Some((start, len)) => {
                 // SAFETY: the mapping is fresh and ours.
-                unsafe { self.add_segment(start, start + len, false) };
+                unsafe { self.add_segment(start, start + len, Kind::Mapped) };
                 true
             }
             None => false,
@@ -91,14 +91,25 @@ impl State {
 
     /// Starts a new segment on `[start, end)` and makes its memory the top; the old top is
     /// fenced off and freed.
-    unsafe fn add_segment(&mut self, start: usize, end: usize, from_brk: bool) {
+    unsafe fn add_segment(&mut self, start: usize, end: usize, kind: Kind) {
         let header = (start + ALIGN_MASK) & !ALIGN_MASK;
+        let first = header + SEGMENT_HEADER;
         // SAFETY: the memory is fresh and at least a page long.
-        unsafe { Segment::create(header, end, from_brk, self.segments) };
-        self.segments = header;
+        unsafe { Segment::create(header, first, end, kind, self.arena, self.segments) };
         self.system_mem += end - start;
+        // SAFETY: as above.
+        unsafe { self.start_segment(header, first, end) };
+    }
+
+    /// Makes `[first, end)` of the new segment at `header` the top; the old top is fenced off
+    /// and freed.
+    ///
+    /// # Safety
+    /// The segment header must be written and its memory fresh.
+    pub unsafe fn start_segment(&mut self, header: usize, first: usize, end: usize) {
+        self.segments = header;
         self.max_system_mem = self.max_system_mem.max(self.system_mem);
-        let new_top = Segment::first_chunk(header);
+        let new_top = Chunk(first);
         // SAFETY: the new top lies inside the new segment.
         unsafe { new_top.set_head(((end - new_top.0) & !ALIGN_MASK) | PREV_INUSE) };
         let old_top = core::mem::replace(&mut self.top, new_top);
@@ -110,7 +121,7 @@ impl State {
     }
 
     /// Closes the segment that `old_top` ends with two fenceposts and frees what is left of it.
-    unsafe fn retire(&mut self, old_top: Chunk) {
+    pub unsafe fn retire(&mut self, old_top: Chunk) {
         // SAFETY: top chunks are always at least MIN_CHUNK long, room for both fenceposts.
         unsafe {
             let keep = old_top.size() - 2 * FENCEPOST;
@@ -144,7 +155,7 @@ impl State {
         }
         // SAFETY: the newest segment's header is live.
         let seg = unsafe { Segment::at(self.segments) };
-        if !seg.from_brk || os::current_break() != seg.end {
+        if seg.kind != Kind::Brk || os::current_break() != seg.end {
             return false;
         }
         if os::sbrk(-(extra as isize)).is_none() {
@@ -195,6 +206,9 @@ impl State {
                     released |= discard_inside(c.0 + FREE_CHUNK_KEEP, c.0 + c.size());
                     c = c.fd();
                 }
+            }
+            if !self.is_main() {
+                return self.trim_heaps(pad, true) | released;
             }
             if self.trim_top(pad) {
                 return true;

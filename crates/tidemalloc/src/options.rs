@@ -60,6 +60,10 @@ pub struct Params {
     pub perturb: AtomicUsize,
     /// M_CHECK_ACTION.
     pub check_action: AtomicUsize,
+    /// Entries per thread-cache size class (`glibc.malloc.tcache_count`; 0 turns it off).
+    pub tcache_count: AtomicUsize,
+    /// Largest request served from the thread cache (`glibc.malloc.tcache_max`).
+    pub tcache_max: AtomicUsize,
 }
 
 /// The tunables, with glibc's defaults.
@@ -74,6 +78,8 @@ pub static PARAMS: Params = Params {
     arena_test: AtomicUsize::new(DEFAULT_ARENA_TEST),
     perturb: AtomicUsize::new(0),
     check_action: AtomicUsize::new(3),
+    tcache_count: AtomicUsize::new(crate::tcache::DEFAULT_COUNT),
+    tcache_max: AtomicUsize::new(crate::tcache::DEFAULT_MAX_BYTES),
 };
 
 /// The chunk-size limit for a M_MXFAST request size (0 turns fast bins off).
@@ -106,9 +112,8 @@ pub fn set(param: i32, value: i32) -> i32 {
             p.no_dyn_threshold.store(true, Relaxed);
         }
         M_MMAP_THRESHOLD => {
-            if value as isize as usize > MMAP_THRESHOLD_MAX {
-                return 0;
-            }
+            // glibc 2.36 takes any value here (observed: 64 MiB, 1 GiB and -1 all return 1);
+            // the 32 MiB ceiling binds only the dynamic threshold.
             p.mmap_threshold.store(value as isize as usize, Relaxed);
             p.no_dyn_threshold.store(true, Relaxed);
         }
@@ -155,10 +160,8 @@ pub fn load_environment() {
         p.no_dyn_threshold.store(true, Relaxed);
     }
     if let Some(v) = read(b"MALLOC_MMAP_THRESHOLD_\0") {
-        if v <= MMAP_THRESHOLD_MAX {
-            p.mmap_threshold.store(v, Relaxed);
-            p.no_dyn_threshold.store(true, Relaxed);
-        }
+        p.mmap_threshold.store(v, Relaxed);
+        p.no_dyn_threshold.store(true, Relaxed);
     }
     if let Some(v) = read(b"MALLOC_MMAP_MAX_\0") {
         p.mmap_max.store(v, Relaxed);

@@ -184,3 +184,95 @@ pub fn register_atfork(
     // SAFETY: the handlers are plain functions that live for the whole process.
     unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
 }
+
+/// Reserves `size` bytes of address space aligned to `size` (a power of two), mapped
+/// PROT_NONE so it costs no memory until committed.
+pub fn reserve_aligned(size: usize) -> Option<usize> {
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    // SAFETY: an anonymous PROT_NONE mapping with a null hint touches no existing memory.
+    let p = unsafe { libc::mmap(ptr::null_mut(), 2 * size, libc::PROT_NONE, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    let raw = p as usize;
+    let start = (raw + size - 1) & !(size - 1);
+    // SAFETY: both trimmed ends belong to the mapping just made and hold nothing.
+    unsafe {
+        if start > raw {
+            unmap(raw, start - raw);
+        }
+        let tail = raw + 2 * size - (start + size);
+        if tail > 0 {
+            unmap(start + size, tail);
+        }
+    }
+    Some(start)
+}
+
+/// Makes `[addr, addr + len)` of a reservation read-write.
+pub fn commit(addr: usize, len: usize) -> bool {
+    // SAFETY: the range lies in a reservation owned by the caller.
+    unsafe {
+        libc::mprotect(
+            addr as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+        ) == 0
+    }
+}
+
+/// Online processors (glibc's `__get_nprocs`), at least 1.
+pub fn cpu_count() -> usize {
+    static CACHED: AtomicUsize = AtomicUsize::new(0);
+    let cached = CACHED.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no preconditions; glibc reads /sys without allocating here.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    CACHED.store(n, Ordering::Relaxed);
+    n
+}
+
+/// A random word from the kernel (for the tcache key), or a weaker one from addresses and
+/// the clock when getrandom is unavailable.
+pub fn random_word() -> usize {
+    let mut word = 0usize;
+    // SAFETY: the buffer is a live local of the given size.
+    let got = unsafe {
+        libc::getrandom(
+            (&mut word as *mut usize).cast(),
+            core::mem::size_of::<usize>(),
+            libc::GRND_NONBLOCK,
+        )
+    };
+    if got != core::mem::size_of::<usize>() as isize {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a live local.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        word = (&word as *const usize as usize).rotate_left(17) ^ ts.tv_nsec as usize;
+    }
+    word | 1
+}
+
+/// A thread-specific-data key whose destructor runs at each thread's exit, or `None`.
+pub fn thread_exit_key(destructor: unsafe extern "C" fn(*mut libc::c_void)) -> Option<u32> {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a live local; the destructor lives for the whole process.
+    (unsafe { libc::pthread_key_create(&mut key, Some(destructor)) } == 0).then_some(key)
+}
+
+/// Sets this thread's value for `key`, so that its destructor runs at thread exit.
+pub fn set_thread_value(key: u32, value: usize) {
+    // SAFETY: the key was created by `thread_exit_key`; the value is an opaque word.
+    unsafe { libc::pthread_setspecific(key, value as *const libc::c_void) };
+}
+
+/// This process's id.
+pub fn pid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}

@@ -3,11 +3,12 @@
 //! snapshot; printing happens after the lock is released, since stdio may call malloc.
 
 use crate::arena::State;
+use crate::arenas;
 use crate::bins::{fast_index, reveal, NBINS, NFASTBINS, UNSORTED};
 use crate::chunk::Chunk;
 use crate::mmapped;
 use crate::os;
-use crate::MAIN;
+use crate::segment::Segments;
 use core::fmt::{self, Write};
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -73,6 +74,10 @@ pub struct ArenaFigures {
     pub bins: [BinFigures; NBINS],
     /// The top chunk's size.
     pub top: usize,
+    /// Heaps (segments) of the arena.
+    pub heaps: usize,
+    /// Whether this is the main arena.
+    pub main: bool,
 }
 
 impl ArenaFigures {
@@ -107,6 +112,9 @@ pub unsafe fn figures(st: &State) -> ArenaFigures {
         fast: [BinFigures::default(); NFASTBINS],
         bins: [BinFigures::default(); NBINS],
         top: st.top_size(),
+        // SAFETY: the lock is held, so the segment chain is live and still.
+        heaps: unsafe { Segments::from(st.segments) }.count(),
+        main: st.is_main(),
     };
     for (index, slot) in f.fast.iter_mut().enumerate() {
         let mut c = st.bins.fast[index];
@@ -134,31 +142,40 @@ pub unsafe fn figures(st: &State) -> ArenaFigures {
     f
 }
 
-/// The main arena's figures, taken under its lock.
-pub fn main_figures() -> ArenaFigures {
-    let arena = MAIN.lock();
-    // SAFETY: the guard holds the lock.
-    unsafe { figures(&arena) }
+/// Calls `f` with the figures of each arena in turn (main first), each taken under its lock
+/// and handed over after the lock is released.
+pub fn each_arena(mut f: impl FnMut(usize, &ArenaFigures)) {
+    for (n, a) in arenas::all().enumerate() {
+        let g = a.lock();
+        // SAFETY: the guard holds the lock.
+        let figures = unsafe { figures(&g) };
+        drop(g);
+        f(n, &figures);
+    }
 }
 
-/// `mallinfo2()`.
+/// `mallinfo2()`: every arena added up; `keepcost` is the main arena's top.
 pub fn mallinfo2() -> Mallinfo2 {
-    let f = main_figures();
-    let (fast_count, fast_bytes) = f.fast_totals();
-    let (rest_count, rest_bytes) = f.rest_totals();
-    let free = fast_bytes + rest_bytes;
-    Mallinfo2 {
-        arena: f.system,
-        ordblks: rest_count,
-        smblks: fast_count,
+    let mut m = Mallinfo2 {
         hblks: mmapped::COUNT.load(Relaxed),
         hblkhd: mmapped::BYTES.load(Relaxed),
-        usmblks: 0,
-        fsmblks: fast_bytes,
-        uordblks: f.system - free,
-        fordblks: free,
-        keepcost: f.top,
-    }
+        ..Mallinfo2::default()
+    };
+    each_arena(|_, f| {
+        let (fast_count, fast_bytes) = f.fast_totals();
+        let (rest_count, rest_bytes) = f.rest_totals();
+        let free = fast_bytes + rest_bytes;
+        m.arena += f.system;
+        m.ordblks += rest_count;
+        m.smblks += fast_count;
+        m.fsmblks += fast_bytes;
+        m.uordblks += f.system - free;
+        m.fordblks += free;
+        if f.main {
+            m.keepcost = f.top;
+        }
+    });
+    m
 }
 
 /// The process-wide totals the `tidemalloc` command reports.
@@ -172,24 +189,32 @@ pub struct Totals {
     pub mmapped_bytes: usize,
     /// Live mmapped chunks.
     pub mmapped_chunks: usize,
-    /// Most arena bytes from the kernel at once.
-    pub max_system_bytes: usize,
+    /// Most bytes the arenas held from the kernel at once, added over arenas.
+    pub max_arena_bytes: usize,
     /// Most mmapped bytes at once.
     pub max_mmapped_bytes: usize,
+    /// Arenas in existence.
+    pub arenas: usize,
 }
 
 /// Current totals.
 pub fn totals() -> Totals {
-    let f = main_figures();
     let mmapped_bytes = mmapped::BYTES.load(Relaxed);
-    Totals {
-        system_bytes: f.system + mmapped_bytes,
-        in_use_bytes: f.system - f.free_bytes() + mmapped_bytes,
+    let mut t = Totals {
+        system_bytes: mmapped_bytes,
+        in_use_bytes: mmapped_bytes,
         mmapped_bytes,
         mmapped_chunks: mmapped::COUNT.load(Relaxed),
-        max_system_bytes: f.max_system,
         max_mmapped_bytes: mmapped::MAX_BYTES.load(Relaxed),
-    }
+        ..Totals::default()
+    };
+    each_arena(|_, f| {
+        t.system_bytes += f.system;
+        t.in_use_bytes += f.system - f.free_bytes();
+        t.max_arena_bytes += f.max_system;
+        t.arenas += 1;
+    });
+    t
 }
 
 /// A line buffer on the stack that hands each finished piece to a sink, so that printing
@@ -240,28 +265,34 @@ impl<F: FnMut(&[u8])> Drop for LineWriter<F> {
 
 /// `malloc_stats()`: glibc's report on stderr (numbers as `%10u`, truncated like glibc's).
 pub fn malloc_stats() {
-    let f = main_figures();
-    let mmapped_bytes = mmapped::BYTES.load(Relaxed);
-    let in_use = f.system - f.free_bytes();
     let mut w = LineWriter::new(|b| os::write_all(2, b));
-    let _ = write_stats(&mut w, 0, &f, in_use, mmapped_bytes);
+    let (mut system, mut in_use) = (0, 0);
+    each_arena(|n, f| {
+        let used = f.system - f.free_bytes();
+        system += f.system;
+        in_use += used;
+        let _ = write_arena_stats(&mut w, n, f.system, used);
+    });
+    let _ = write_total_stats(&mut w, system, in_use, mmapped::BYTES.load(Relaxed));
 }
 
-fn write_stats(
+fn write_arena_stats(w: &mut impl Write, n: usize, system: usize, in_use: usize) -> fmt::Result {
+    writeln!(w, "Arena {n}:")?;
+    writeln!(w, "system bytes     = {:>10}", system as u32)?;
+    writeln!(w, "in use bytes     = {:>10}", in_use as u32)
+}
+
+fn write_total_stats(
     w: &mut impl Write,
-    arena_number: usize,
-    f: &ArenaFigures,
+    system: usize,
     in_use: usize,
     mmapped_bytes: usize,
 ) -> fmt::Result {
-    writeln!(w, "Arena {arena_number}:")?;
-    writeln!(w, "system bytes     = {:>10}", f.system as u32)?;
-    writeln!(w, "in use bytes     = {:>10}", in_use as u32)?;
     writeln!(w, "Total (incl. mmap):")?;
     writeln!(
         w,
         "system bytes     = {:>10}",
-        (f.system + mmapped_bytes) as u32
+        (system + mmapped_bytes) as u32
     )?;
     writeln!(
         w,
@@ -280,10 +311,24 @@ fn write_stats(
     )
 }
 
-/// Writes glibc's `malloc_info` XML (version 1) for the main arena and the process.
-pub fn write_info(w: &mut impl Write, f: &ArenaFigures) -> fmt::Result {
-    writeln!(w, "<malloc version=\"1\">")?;
-    writeln!(w, "<heap nr=\"0\">\n<sizes>")?;
+/// The process-wide sums that close `malloc_info`'s XML.
+#[derive(Default)]
+struct InfoTotals {
+    fast: (usize, usize),
+    rest: (usize, usize),
+    system: usize,
+    max_system: usize,
+}
+
+/// Writes one `<heap>` element of glibc's `malloc_info` XML (version 1) and adds the arena
+/// to `totals`.
+fn write_info_heap(
+    w: &mut impl Write,
+    nr: usize,
+    f: &ArenaFigures,
+    totals: &mut InfoTotals,
+) -> fmt::Result {
+    writeln!(w, "<heap nr=\"{nr}\">\n<sizes>")?;
     for bin in f.fast.iter().filter(|b| b.count > 0) {
         writeln!(
             w,
@@ -309,37 +354,50 @@ pub fn write_info(w: &mut impl Write, f: &ArenaFigures) -> fmt::Result {
     let (fast_count, fast_bytes) = f.fast_totals();
     let (rest_count, rest_bytes) = f.rest_totals();
     writeln!(w, "</sizes>")?;
-    writeln!(
-        w,
-        "<total type=\"fast\" count=\"{fast_count}\" size=\"{fast_bytes}\"/>"
-    )?;
-    writeln!(
-        w,
-        "<total type=\"rest\" count=\"{rest_count}\" size=\"{rest_bytes}\"/>"
-    )?;
-    writeln!(w, "<system type=\"current\" size=\"{}\"/>", f.system)?;
-    writeln!(w, "<system type=\"max\" size=\"{}\"/>", f.max_system)?;
-    writeln!(w, "<aspace type=\"total\" size=\"{}\"/>", f.system)?;
-    writeln!(w, "<aspace type=\"mprotect\" size=\"{}\"/>", f.system)?;
+    write_sums(w, (fast_count, fast_bytes), (rest_count, rest_bytes))?;
+    write_system(w, f.system, f.max_system)?;
+    if !f.main {
+        writeln!(w, "<aspace type=\"subheaps\" size=\"{}\"/>", f.heaps)?;
+    }
     writeln!(w, "</heap>")?;
+    totals.fast.0 += fast_count;
+    totals.fast.1 += fast_bytes;
+    totals.rest.0 += rest_count;
+    totals.rest.1 += rest_bytes;
+    totals.system += f.system;
+    totals.max_system += f.max_system;
+    Ok(())
+}
+
+fn write_sums(w: &mut impl Write, fast: (usize, usize), rest: (usize, usize)) -> fmt::Result {
     writeln!(
         w,
-        "<total type=\"fast\" count=\"{fast_count}\" size=\"{fast_bytes}\"/>"
+        "<total type=\"fast\" count=\"{}\" size=\"{}\"/>",
+        fast.0, fast.1
     )?;
     writeln!(
         w,
-        "<total type=\"rest\" count=\"{rest_count}\" size=\"{rest_bytes}\"/>"
-    )?;
+        "<total type=\"rest\" count=\"{}\" size=\"{}\"/>",
+        rest.0, rest.1
+    )
+}
+
+fn write_system(w: &mut impl Write, current: usize, max: usize) -> fmt::Result {
+    writeln!(w, "<system type=\"current\" size=\"{current}\"/>")?;
+    writeln!(w, "<system type=\"max\" size=\"{max}\"/>")?;
+    writeln!(w, "<aspace type=\"total\" size=\"{current}\"/>")?;
+    writeln!(w, "<aspace type=\"mprotect\" size=\"{current}\"/>")
+}
+
+fn write_info_end(w: &mut impl Write, t: &InfoTotals) -> fmt::Result {
+    write_sums(w, t.fast, t.rest)?;
     writeln!(
         w,
         "<total type=\"mmap\" count=\"{}\" size=\"{}\"/>",
         mmapped::COUNT.load(Relaxed),
         mmapped::BYTES.load(Relaxed)
     )?;
-    writeln!(w, "<system type=\"current\" size=\"{}\"/>", f.system)?;
-    writeln!(w, "<system type=\"max\" size=\"{}\"/>", f.max_system)?;
-    writeln!(w, "<aspace type=\"total\" size=\"{}\"/>", f.system)?;
-    writeln!(w, "<aspace type=\"mprotect\" size=\"{}\"/>", f.system)?;
+    write_system(w, t.system, t.max_system)?;
     writeln!(w, "</malloc>")
 }
 
@@ -351,12 +409,16 @@ pub unsafe fn malloc_info(options: i32, fp: *mut libc::FILE) -> i32 {
     if options != 0 {
         return libc::EINVAL;
     }
-    let f = main_figures();
     let mut w = LineWriter::new(|b: &[u8]| {
         // SAFETY: the caller guarantees an open stream; the bytes come from a live slice.
         unsafe { libc::fwrite(b.as_ptr().cast(), 1, b.len(), fp) };
     });
-    let _ = write_info(&mut w, &f);
+    let mut totals = InfoTotals::default();
+    let _ = writeln!(w, "<malloc version=\"1\">");
+    each_arena(|nr, f| {
+        let _ = write_info_heap(&mut w, nr, f, &mut totals);
+    });
+    let _ = write_info_end(&mut w, &totals);
     0
 }
 
@@ -374,13 +436,15 @@ pub fn write_exit_report() {
     let _ = writeln!(
         w,
         "tidemalloc system_bytes={} in_use_bytes={} mmapped_bytes={} mmapped_chunks={} \
-         max_system_bytes={} max_mmapped_bytes={}",
+         max_arena_bytes={} max_mmapped_bytes={} arenas={} pid={}",
         t.system_bytes,
         t.in_use_bytes,
         t.mmapped_bytes,
         t.mmapped_chunks,
-        t.max_system_bytes,
-        t.max_mmapped_bytes
+        t.max_arena_bytes,
+        t.max_mmapped_bytes,
+        t.arenas,
+        os::pid()
     );
 }
 
@@ -395,6 +459,8 @@ mod tests {
             fast: [BinFigures::default(); NFASTBINS],
             bins: [BinFigures::default(); NBINS],
             top: 100000,
+            heaps: 1,
+            main: true,
         };
         f.fast[5].add(112);
         f.bins[UNSORTED].add(400);
@@ -406,8 +472,21 @@ mod tests {
     #[test]
     fn info_xml_has_glibcs_shape() {
         let mut out = std::string::String::new();
-        write_info(&mut out, &sample()).unwrap();
-        assert!(out.starts_with("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n"));
+        let mut totals = InfoTotals::default();
+        write_info_heap(&mut out, 0, &sample(), &mut totals).unwrap();
+        let mut thread = sample();
+        thread.main = false;
+        thread.heaps = 2;
+        write_info_heap(&mut out, 1, &thread, &mut totals).unwrap();
+        write_info_end(&mut out, &totals).unwrap();
+        assert!(out.starts_with("<heap nr=\"0\">\n<sizes>\n"));
+        assert!(out.contains("</heap>\n<heap nr=\"1\">\n<sizes>\n"));
+        assert_eq!(
+            out.matches("<aspace type=\"subheaps\" size=\"2\"/>")
+                .count(),
+            1
+        );
+        assert!(out.contains("<system type=\"current\" size=\"270336\"/>\n"));
         assert!(out.contains("  <size from=\"97\" to=\"112\" total=\"112\" count=\"1\"/>\n"));
         assert!(out.contains("  <unsorted from=\"400\" to=\"2000\" total=\"2400\" count=\"2\"/>\n"));
         assert!(out.contains("  <size from=\"1500\" to=\"1500\" total=\"1500\" count=\"1\"/>\n"));
@@ -419,8 +498,8 @@ mod tests {
     #[test]
     fn stats_text_matches_glibc_layout() {
         let mut out = std::string::String::new();
-        let f = sample();
-        write_stats(&mut out, 0, &f, 25552, 0).unwrap();
+        write_arena_stats(&mut out, 0, 135168, 25552).unwrap();
+        write_total_stats(&mut out, 135168, 25552, 0).unwrap();
         let lines: std::vec::Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "Arena 0:");
         assert_eq!(lines[1], "system bytes     =     135168");

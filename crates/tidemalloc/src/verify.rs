@@ -7,8 +7,8 @@
 use crate::arena::State;
 use crate::bins::{bin_index, fast_index, reveal, NBINS, UNSORTED};
 use crate::chunk::{aligned, Chunk, ALIGNMENT, MIN_CHUNK};
-use crate::segment::{Segment, Segments, FENCEPOST, SEGMENT_HEADER};
-use crate::MAIN;
+use crate::segment::{Segments, FENCEPOST};
+use crate::{arenas, tcache};
 
 /// Bounds every list walk, so that a cycle is reported rather than looped on.
 const MAX_LIST: usize = 1 << 26;
@@ -32,8 +32,10 @@ pub struct HeapReport {
     pub fast_bytes: usize,
     /// Size of top.
     pub top_bytes: usize,
-    /// Bytes the arena holds from the kernel.
+    /// Bytes the arenas hold from the kernel.
     pub system_bytes: usize,
+    /// Arenas walked.
+    pub arenas: usize,
 }
 
 /// An invariant that does not hold, and the chunk where it broke.
@@ -49,11 +51,30 @@ fn fail<T>(what: &'static str, at: usize) -> Result<T, HeapError> {
     Err(HeapError { what, at })
 }
 
-/// Walks the main arena under its lock.
+/// Walks every arena, each under its lock, and adds up what it found. Chunks in the calling
+/// thread's cache are in use for the arenas but free for the program: they are counted out
+/// of `in_use_*` (other threads' caches cannot be seen).
 pub fn verify_heap() -> Result<HeapReport, HeapError> {
-    let arena = MAIN.lock();
-    // SAFETY: the guard holds the lock, so the arena cannot change during the walk.
-    unsafe { walk(&arena) }
+    let mut total = HeapReport::default();
+    for a in arenas::all() {
+        let g = a.lock();
+        // SAFETY: the guard holds the lock, so the arena cannot change during the walk.
+        let r = unsafe { walk(&g)? };
+        total.segments += r.segments;
+        total.in_use_chunks += r.in_use_chunks;
+        total.in_use_bytes += r.in_use_bytes;
+        total.free_chunks += r.free_chunks;
+        total.free_bytes += r.free_bytes;
+        total.fast_chunks += r.fast_chunks;
+        total.fast_bytes += r.fast_bytes;
+        total.top_bytes += r.top_bytes;
+        total.system_bytes += r.system_bytes;
+        total.arenas += 1;
+    }
+    let (cached_chunks, cached_bytes) = tcache::cached();
+    total.in_use_chunks -= cached_chunks;
+    total.in_use_bytes -= cached_bytes;
+    Ok(total)
 }
 
 /// Checks the bin lists; returns (chunks, bytes) listed in regular bins.
@@ -137,12 +158,14 @@ unsafe fn walk(st: &State) -> Result<HeapReport, HeapError> {
     // SAFETY: as above.
     (r.fast_chunks, r.fast_bytes) = unsafe { check_fast(st)? };
     let mut spanned = 0;
+    let mut headers = 0;
     // SAFETY: the segment chain is live while the lock is held.
     for (header, seg) in unsafe { Segments::from(st.segments) } {
         r.segments += 1;
         spanned += seg.end - header;
+        headers += seg.first - header;
         let newest = header == st.segments;
-        let mut c = Segment::first_chunk(header);
+        let mut c = seg.first_chunk();
         let mut prev_free = false;
         if newest && (st.top.0 < c.0 || st.top.0 >= seg.end) {
             return fail("top is not in the newest segment", st.top.0);
@@ -206,8 +229,7 @@ unsafe fn walk(st: &State) -> Result<HeapReport, HeapError> {
     if spanned > st.system_mem || st.system_mem - spanned > waste {
         return fail("segments do not add up to the system bytes", st.segments);
     }
-    let accounted =
-        r.in_use_bytes + r.free_bytes + r.fast_bytes + r.top_bytes + r.segments * SEGMENT_HEADER;
+    let accounted = r.in_use_bytes + r.free_bytes + r.fast_bytes + r.top_bytes + headers;
     if accounted > spanned || spanned - accounted > r.segments * (2 * FENCEPOST + ALIGNMENT) {
         return fail("chunk sizes do not add up to the segments", st.segments);
     }

@@ -1,0 +1,397 @@
+//! The per-thread cache in front of the arenas (S3.5): for each chunk size up to
+//! `tcache_max`, a short singly linked list of freed chunks. Its fast path is a TLS access
+//! and a list pop or push: no lock, no atomic read-modify-write. An empty list is refilled,
+//! and a full one half flushed, in one batch under one arena lock.
+//!
+//! Every thread starts on a zeroed cache whose size limit is 0, so the fast path needs no
+//! "initialised?" test: the first call of each thread falls to the slow path, which sets
+//! the cache up. At thread exit the cache is flushed and switched off for good; later calls
+//! from that thread (other TLS destructors) go straight to the arenas.
+
+use crate::arena::{Arena, Guard, State};
+use crate::arenas;
+use crate::bins::{protect, reveal};
+use crate::check::{corruption, Corruption};
+use crate::chunk::{aligned, request_to_size, Chunk, ALIGNMENT, MIN_CHUNK, SIZE_SZ};
+use crate::options::PARAMS;
+use crate::os;
+use crate::tls;
+use crate::MAIN;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+
+/// Size classes the cache can hold: chunk sizes 32, 48, ... 1040 (requests up to 1032 B).
+pub const BINS: usize = 64;
+/// The largest chunk size the cache can hold.
+pub const MAX_CHUNK: usize = MIN_CHUNK + (BINS - 1) * ALIGNMENT;
+/// Default entries per size class (glibc 2.43's figure; tunable with
+/// `GLIBC_TUNABLES=glibc.malloc.tcache_count=N`).
+pub const DEFAULT_COUNT: usize = 64;
+/// The default largest cached request (`glibc.malloc.tcache_max`).
+pub const DEFAULT_MAX_BYTES: usize = MAX_CHUNK - SIZE_SZ;
+
+const NEW: u8 = 0;
+const ACTIVE: u8 = 1;
+const DONE: u8 = 2;
+
+/// Marks a cached chunk in its second word, so that a double free is spotted cheaply.
+static KEY: AtomicUsize = AtomicUsize::new(0);
+/// The pthread key whose destructor flushes a thread's cache at exit (`u32::MAX` until made).
+static EXIT_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// One thread's cache. Lives in TLS, zero-initialised.
+#[repr(C)]
+pub struct Tcache {
+    heads: [usize; BINS],
+    counts: [u16; BINS],
+    /// Largest chunk size served from the cache; 0 sends every call to the slow path.
+    max_chunk: usize,
+    limit: u16,
+    state: u8,
+    arena: usize,
+}
+
+#[inline(always)]
+fn index(size: usize) -> usize {
+    (size - MIN_CHUNK) / ALIGNMENT
+}
+
+/// Process-wide set-up done once, by the first thread: the double-free key and the
+/// thread-exit hook.
+pub fn global_init() {
+    KEY.store(os::random_word(), Relaxed);
+    if let Some(key) = os::thread_exit_key(thread_exit) {
+        EXIT_KEY.store(key, Relaxed);
+    }
+}
+
+/// Pops a cached chunk of exactly `nb` bytes, if any.
+#[inline(always)]
+pub fn pop(nb: usize) -> Option<*mut u8> {
+    // SAFETY: the cache is this thread's own; nothing else touches it.
+    let tc = unsafe { &mut *tls::tcache() };
+    if nb > tc.max_chunk {
+        return None;
+    }
+    let i = index(nb);
+    // SAFETY: `nb <= max_chunk <= MAX_CHUNK`, so `i < BINS`.
+    let head = unsafe { tc.heads.get_unchecked_mut(i) };
+    let entry = *head;
+    if entry == 0 {
+        return None;
+    }
+    // SAFETY: cached entries are chunks this thread freed; their first two words are ours.
+    unsafe {
+        let next = reveal(entry, *(entry as *const usize));
+        if !aligned(next) {
+            corruption(Corruption::TcacheUnaligned);
+        }
+        *head = next;
+        *tc.counts.get_unchecked_mut(i) -= 1;
+        *((entry + SIZE_SZ) as *mut usize) = 0;
+    }
+    Some(entry as *mut u8)
+}
+
+/// Caches freed chunk `p` of `size` bytes if its list has room; `false` sends it to the
+/// slow path.
+///
+/// # Safety
+/// `p` must be an in-use arena chunk the caller is freeing.
+#[inline(always)]
+pub unsafe fn push(p: Chunk, size: usize) -> bool {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    if size > tc.max_chunk {
+        return false;
+    }
+    let entry = p.mem() as usize;
+    let key = KEY.load(Relaxed);
+    // SAFETY: the chunk is being freed by its owner, so its user words are ours to read.
+    if unsafe { *((entry + SIZE_SZ) as *const usize) } == key {
+        return push_after_key_match(tc, index(size), entry, key);
+    }
+    // SAFETY: `size <= max_chunk <= MAX_CHUNK`, so the index is in range; the entry is ours.
+    unsafe { link(tc, index(size), entry, key) }
+}
+
+/// Puts `entry` at the front of list `i` if it has room.
+///
+/// # Safety
+/// `i < BINS`; `entry` is a chunk being freed by this thread.
+#[inline(always)]
+unsafe fn link(tc: &mut Tcache, i: usize, entry: usize, key: usize) -> bool {
+    // SAFETY: the caller guarantees the index and the entry.
+    unsafe {
+        let count = tc.counts.get_unchecked_mut(i);
+        if *count >= tc.limit {
+            return false;
+        }
+        *count += 1;
+        let head = tc.heads.get_unchecked_mut(i);
+        *(entry as *mut usize) = protect(entry, *head);
+        *((entry + SIZE_SZ) as *mut usize) = key;
+        *head = entry;
+    }
+    true
+}
+
+/// The chunk carries the cache's key: either it is already cached (a double free, which
+/// aborts) or the key is stale user data; look through its list to tell.
+#[cold]
+#[inline(never)]
+fn push_after_key_match(tc: &mut Tcache, i: usize, entry: usize, key: usize) -> bool {
+    let mut e = tc.heads[i];
+    let mut steps = 0;
+    while e != 0 {
+        if e == entry {
+            corruption(Corruption::TcacheDoubleFree);
+        }
+        steps += 1;
+        if steps > tc.limit as usize {
+            corruption(Corruption::TcacheTooMany);
+        }
+        if !aligned(e) {
+            corruption(Corruption::TcacheUnalignedFree);
+        }
+        // SAFETY: list members are cached chunks of this thread.
+        e = reveal(e, unsafe { *(e as *const usize) });
+    }
+    // SAFETY: `i` came from a size within the cache's range; the entry is being freed.
+    unsafe { link(tc, i, entry, key) }
+}
+
+/// This thread's cache, set up if it is new.
+#[inline]
+fn current() -> &'static mut Tcache {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    if tc.state == NEW {
+        setup(tc);
+    }
+    tc
+}
+
+#[cold]
+fn setup(tc: &mut Tcache) {
+    // The first allocation of the process initialises the main arena and the globals.
+    drop(MAIN.lock());
+    tc.state = ACTIVE;
+    tc.arena = arenas::attach() as *const Arena as usize;
+    let count = PARAMS.tcache_count.load(Relaxed).min(u16::MAX as usize);
+    let max = PARAMS.tcache_max.load(Relaxed);
+    if count > 0 {
+        tc.limit = count as u16;
+        tc.max_chunk = request_to_size(max).map_or(0, |s| s.min(MAX_CHUNK));
+    }
+    let key = EXIT_KEY.load(Relaxed);
+    if key != u32::MAX {
+        // May allocate: the cache is already active, so that allocation finds it ready.
+        os::set_thread_value(key, tc as *mut Tcache as usize);
+    }
+}
+
+/// Locks the arena this thread uses (another one if this thread already holds it, which
+/// happens only when a signal handler interrupted malloc).
+pub fn lock_arena() -> Guard<'static> {
+    let tc = current();
+    // SAFETY: the cache's arena is a live arena.
+    let a = unsafe { arenas::at(tc.arena) };
+    if a.lock_held_by_me() {
+        return arenas::lock_other(a);
+    }
+    a.lock()
+}
+
+/// Runs `f` on this thread's arena under its lock; if it finds nothing there and that was a
+/// thread arena, once more on the main arena, as glibc retries.
+pub fn with_arena<R>(mut f: impl FnMut(&mut State) -> Option<R>) -> Option<R> {
+    let mut g = lock_arena();
+    if let Some(r) = f(&mut g) {
+        return Some(r);
+    }
+    if core::ptr::eq(g.arena_ref(), &MAIN) {
+        return None;
+    }
+    drop(g);
+    f(&mut MAIN.lock())
+}
+
+/// The slow path of malloc for a chunk of `nb` bytes: from the arena, refilling the cache in
+/// the same locked batch when `nb` is cacheable.
+#[cold]
+pub fn malloc_slow(nb: usize) -> Option<Chunk> {
+    let tc = current();
+    // SAFETY: the closure runs with the lock held; chunks taken are in use and handed to the
+    // cache or the caller.
+    with_arena(|g| unsafe {
+        let first = g.malloc(nb)?;
+        if nb <= tc.max_chunk && !first.is_mmapped() {
+            let i = index(nb);
+            let key = KEY.load(Relaxed);
+            let batch = (tc.limit as usize).div_ceil(2);
+            while (tc.counts[i] as usize) < batch {
+                let Some(c) = g.malloc(nb) else { break };
+                let entry = c.mem() as usize;
+                *(entry as *mut usize) = protect(entry, tc.heads[i]);
+                *((entry + SIZE_SZ) as *mut usize) = key;
+                tc.heads[i] = entry;
+                tc.counts[i] += 1;
+            }
+        }
+        Some(first)
+    })
+}
+
+/// The slow path of free for arena chunk `p` of `size` bytes: half-flush a full list and
+/// cache `p`, or free it to its arena.
+///
+/// # Safety
+/// `p` must be an in-use arena chunk the caller is freeing.
+#[cold]
+pub unsafe fn free_slow(p: Chunk, size: usize) {
+    let tc = current();
+    if tc.state == ACTIVE && size <= tc.max_chunk {
+        let i = index(size);
+        flush(tc, i, (tc.counts[i] as usize).div_ceil(2));
+        // SAFETY: forwarded; the list now has room.
+        if unsafe { push(p, size) } {
+            return;
+        }
+    }
+    // SAFETY: forwarded.
+    unsafe { free_to_arena(p) };
+}
+
+/// Frees `p` to its arena: under the lock if it can be had at once (or is this thread's own
+/// arena), else handed to the owner's remote list, so that a free never waits on another
+/// thread's arena.
+///
+/// # Safety
+/// As for `free_slow`.
+pub unsafe fn free_to_arena(p: Chunk) {
+    // SAFETY: forwarded.
+    let owner = unsafe { arenas::owner(p) };
+    let mem = p.mem() as usize;
+    // SAFETY: forwarded.
+    unsafe { release_run(owner, mem, mem) };
+}
+
+/// Frees a chain of chunks of one arena, linked through their first word, `first` to `last`.
+unsafe fn release_run(owner: &'static Arena, first: usize, last: usize) {
+    // SAFETY: the chain holds in-use chunks of `owner` that their holder is freeing.
+    unsafe {
+        *(last as *mut usize) = 0;
+        let mine = tls_arena() == owner as *const Arena as usize;
+        let guard = match owner.try_lock() {
+            Some(g) => Some(g),
+            None if mine && !owner.lock_held_by_me() => Some(owner.lock()),
+            None => None,
+        };
+        match guard {
+            Some(mut g) => {
+                let mut e = first;
+                while e != 0 {
+                    let next = *(e as *const usize);
+                    g.free(Chunk::from_mem(e as *mut u8));
+                    e = next;
+                }
+            }
+            None => owner.push_remote(first, last),
+        }
+    }
+}
+
+fn tls_arena() -> usize {
+    // SAFETY: the cache is this thread's own.
+    unsafe { (*tls::tcache()).arena }
+}
+
+/// Takes `n` chunks off list `i` and frees them to their arenas, one lock per run of chunks
+/// of the same arena.
+fn flush(tc: &mut Tcache, i: usize, n: usize) {
+    let mut run: Option<(&'static Arena, usize, usize)> = None;
+    for _ in 0..n {
+        let entry = tc.heads[i];
+        if entry == 0 {
+            break;
+        }
+        // SAFETY: cached entries are in-use chunks this thread freed.
+        unsafe {
+            let next = reveal(entry, *(entry as *const usize));
+            if !aligned(next) {
+                corruption(Corruption::TcacheUnaligned);
+            }
+            tc.heads[i] = next;
+            tc.counts[i] -= 1;
+            *((entry + SIZE_SZ) as *mut usize) = 0;
+            let owner = arenas::owner(Chunk::from_mem(entry as *mut u8));
+            run = match run {
+                Some((a, first, last)) if core::ptr::eq(a, owner) => {
+                    *(last as *mut usize) = entry;
+                    Some((a, first, entry))
+                }
+                Some((a, first, last)) => {
+                    release_run(a, first, last);
+                    Some((owner, entry, entry))
+                }
+                None => Some((owner, entry, entry)),
+            };
+        }
+    }
+    if let Some((a, first, last)) = run {
+        // SAFETY: the run holds chunks popped above.
+        unsafe { release_run(a, first, last) };
+    }
+}
+
+/// Flushes every list of the calling thread's cache (malloc_trim, thread exit).
+pub fn flush_all() {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    for i in 0..BINS {
+        flush(tc, i, usize::MAX);
+    }
+}
+
+/// Chunks and bytes in the calling thread's cache. A refill may cache a chunk a little
+/// larger than its list's size (when splitting it would leave less than a chunk), so each
+/// entry's own size is read.
+pub fn cached() -> (usize, usize) {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &*tls::tcache() };
+    let (mut count, mut bytes) = (0, 0);
+    for &head in &tc.heads {
+        let mut e = head;
+        while e != 0 {
+            // SAFETY: cached entries are in-use chunks of this thread.
+            unsafe {
+                count += 1;
+                bytes += Chunk::from_mem(e as *mut u8).size();
+                e = reveal(e, *(e as *const usize));
+            }
+        }
+    }
+    (count, bytes)
+}
+
+/// The pthread key destructor: flush, switch the cache off, and let the arena go.
+unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    if tc.state != ACTIVE {
+        return;
+    }
+    flush_all();
+    tc.max_chunk = 0;
+    tc.limit = 0;
+    tc.state = DONE;
+    // SAFETY: the cache's arena is a live arena.
+    let arena = unsafe { arenas::at(tc.arena) };
+    tc.arena = &MAIN as *const Arena as usize;
+    arenas::detach(arena);
+}
+
+/// The arena of the calling thread (for fork's child handler).
+pub fn my_arena() -> usize {
+    tls_arena()
+}
