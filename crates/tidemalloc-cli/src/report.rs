@@ -1,6 +1,6 @@
 //! The line libtidemalloc.so writes at exit to `$TIDEMALLOC_REPORT_FD`:
 //! `tidemalloc system_bytes=N in_use_bytes=N mmapped_bytes=N mmapped_chunks=N
-//! max_system_bytes=N max_mmapped_bytes=N`.
+//! max_arena_bytes=N max_mmapped_bytes=N arenas=N pid=N`.
 
 /// The allocator's totals at the exit of one process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -9,7 +9,7 @@ pub struct AllocatorReport {
     pub in_use_bytes: u64,
     pub mmapped_bytes: u64,
     pub mmapped_chunks: u64,
-    pub max_system_bytes: u64,
+    pub max_arena_bytes: u64,
     pub max_mmapped_bytes: u64,
     /// The reporting process, where the library says (it may not).
     pub pid: Option<u32>,
@@ -38,7 +38,7 @@ impl AllocatorReport {
                 "in_use_bytes" => (&mut report.in_use_bytes, 2),
                 "mmapped_bytes" => (&mut report.mmapped_bytes, 4),
                 "mmapped_chunks" => (&mut report.mmapped_chunks, 8),
-                "max_system_bytes" => (&mut report.max_system_bytes, 16),
+                "max_arena_bytes" => (&mut report.max_arena_bytes, 16),
                 "max_mmapped_bytes" => (&mut report.max_mmapped_bytes, 32),
                 "pid" => {
                     report.pid = Some(value.parse().map_err(|_| format!("pid={value}"))?);
@@ -100,7 +100,7 @@ mod tests {
     use super::*;
 
     const LINE: &str = "tidemalloc system_bytes=135168 in_use_bytes=1024 mmapped_bytes=208896 \
-                        mmapped_chunks=1 max_system_bytes=344064 max_mmapped_bytes=417792\n";
+                        mmapped_chunks=1 max_arena_bytes=344064 max_mmapped_bytes=417792\n";
 
     #[test]
     fn parses_the_contract_line() {
@@ -109,7 +109,7 @@ mod tests {
         assert_eq!(r.in_use_bytes, 1024);
         assert_eq!(r.mmapped_bytes, 208896);
         assert_eq!(r.mmapped_chunks, 1);
-        assert_eq!(r.max_system_bytes, 344064);
+        assert_eq!(r.max_arena_bytes, 344064);
         assert_eq!(r.max_mmapped_bytes, 417792);
         assert_eq!(r.pid, None);
     }

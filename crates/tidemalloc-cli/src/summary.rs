@@ -70,8 +70,8 @@ pub fn render(program: &str, library: &Path, out: &Outcome) -> String {
             );
             let _ = writeln!(
                 s,
-                "                 at most: system {}, mmapped {}",
-                Bytes(r.max_system_bytes),
+                "                 at most: arenas {}, mmapped {}",
+                Bytes(r.max_arena_bytes),
                 Bytes(r.max_mmapped_bytes)
             );
         }
@@ -215,7 +215,7 @@ mod tests {
             in_use_bytes: 30 * 1024,
             mmapped_bytes: 208_896,
             mmapped_chunks: 1,
-            max_system_bytes: 270_336,
+            max_arena_bytes: 270_336,
             max_mmapped_bytes: 417_792,
             pid: None,
         };
@@ -237,7 +237,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("at most: system 264 KiB, mmapped 408 KiB"),
+            text.contains("at most: arenas 264 KiB, mmapped 408 KiB"),
             "{text}"
         );
         assert!(

@@ -269,7 +269,7 @@ mod tests {
     }
 
     const REPORT: &str = "tidemalloc system_bytes=1 in_use_bytes=2 mmapped_bytes=3 \
-                          mmapped_chunks=4 max_system_bytes=5 max_mmapped_bytes=6";
+                          mmapped_chunks=4 max_arena_bytes=5 max_mmapped_bytes=6";
 
     /// bash, not sh: dash cannot redirect to a descriptor above 9.
     fn shell(script: &str) -> Outcome {

@@ -98,7 +98,7 @@ impl Reported {
             })
             .collect();
         let served = lines.iter().any(|r| {
-            r.get("max_system_bytes").copied().unwrap_or(0)
+            r.get("max_arena_bytes").copied().unwrap_or(0)
                 + r.get("max_mmapped_bytes").copied().unwrap_or(0)
                 > 0
         });

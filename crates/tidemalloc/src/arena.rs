@@ -447,6 +447,8 @@ impl State {
                 size += next_size;
                 p.set_head(size | PREV_INUSE);
                 self.top = p;
+                // Memory below the old top was handed out, so it is not zero any more.
+                self.fresh = self.fresh.max(next.0);
                 return;
             }
             if !next.in_use() {
@@ -523,6 +525,8 @@ impl State {
                 rest.set_head((old_size + next_size - nb) | PREV_INUSE);
                 old.set_size_keep_flags(nb);
                 self.top = rest;
+                // The grown block will be written up to the new top.
+                self.fresh = self.fresh.max(rest.0);
                 return Some(old);
             } else if next != self.top && !next.in_use() && old_size + next_size >= nb {
                 self.bins.unlink(next);

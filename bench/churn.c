@@ -1,0 +1,78 @@
+/* Thread-local churn: each thread keeps a table of live objects and replaces random slots,
+ * the way a server allocates and drops request objects. Sizes are mostly 16-128 B, some
+ * up to 1 KiB and a few up to 32 KiB. Nothing crosses threads. */
+#include "common.h"
+
+#define SLOTS 2000
+#define TOTAL_OPS 20000000L
+
+struct slot {
+    void *p;
+    size_t size;
+    uint64_t tag;
+};
+
+struct worker {
+    int index;
+    long ops;
+    uint64_t sum;
+};
+
+static size_t request_size(uint64_t *rng)
+{
+    uint64_t pick = rng_below(rng, 100);
+    if (pick < 90)
+        return 16 + rng_below(rng, 113);
+    if (pick < 98)
+        return 129 + rng_below(rng, 896);
+    return 1025 + rng_below(rng, 32 * 1024 - 1024);
+}
+
+static void *run(void *arg)
+{
+    struct worker *w = arg;
+    uint64_t rng = 0x1000 + (uint64_t)w->index;
+    struct slot *slots = calloc(SLOTS, sizeof *slots);
+    if (!slots)
+        out_of_memory(SLOTS * sizeof *slots);
+    uint64_t sum = 0;
+    for (long op = 0; op < w->ops; op++) {
+        struct slot *s = &slots[rng_below(&rng, SLOTS)];
+        if (s->p) {
+            sum += check_object(s->p, s->size, s->tag);
+            free(s->p);
+        }
+        s->size = request_size(&rng);
+        s->tag = rng_next(&rng);
+        s->p = xmalloc(s->size);
+        fill_object(s->p, s->size, s->tag);
+    }
+    for (int i = 0; i < SLOTS; i++) {
+        if (slots[i].p) {
+            sum += check_object(slots[i].p, slots[i].size, slots[i].tag);
+            free(slots[i].p);
+        }
+    }
+    free(slots);
+    w->sum = sum;
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = arg_threads(argc, argv);
+    long ops = TOTAL_OPS * arg_scale(argc, argv) / threads;
+    pthread_t tid[threads];
+    struct worker workers[threads];
+    for (int i = 0; i < threads; i++) {
+        workers[i] = (struct worker){ .index = i, .ops = ops };
+        start_thread(&tid[i], run, &workers[i]);
+    }
+    uint64_t sum = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(tid[i], NULL);
+        sum += workers[i].sum;
+    }
+    print_checksum(sum);
+    return 0;
+}
