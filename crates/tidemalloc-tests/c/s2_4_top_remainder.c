@@ -1,20 +1,22 @@
 /* S2.4: requests nothing in the bins can serve are split off the top chunk, one after the
  * other upwards; a free chunk split for a run of small requests (the last remainder)
- * hands them out side by side. */
+ * hands them out side by side. The run from top uses 1100-byte requests, a size no thread
+ * cache holds, so each one is a split of top at the moment it is asked for. */
 #include <malloc.h>
 #include "observe.h"
 
 #define RUN 10
+#define TOP_SIZE 1100
 
 int main(void)
 {
     char *from_top[RUN], *from_remainder[RUN];
     /* Kept live: a freed warm-up chunk would sit in a bin and serve the first request. */
-    char *first = malloc(100);
+    char *first = malloc(TOP_SIZE);
 
     struct mallinfo2 before = mallinfo2();
     for (int i = 0; i < RUN; i++)
-        from_top[i] = malloc(100);
+        from_top[i] = malloc(TOP_SIZE);
     struct mallinfo2 after = mallinfo2();
     int ascending = 1;
     long step = from_top[1] - from_top[0];

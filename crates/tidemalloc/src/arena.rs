@@ -149,12 +149,22 @@ impl State {
                 // A large request is a good moment to merge fast chunks: it may need them.
                 self.consolidate();
             }
+            let mut may_map = mmapped::wanted(nb);
             loop {
                 if let Some(c) = self.sort_unsorted(nb) {
                     return Some(c);
                 }
                 if let Some(c) = self.best_fit(nb) {
                     return Some(c);
+                }
+                // S1.2: a large request no free chunk fits gets a mapping of its own before
+                // top is carved (glibc would carve a large enough top first): its memory
+                // goes back to the kernel the moment it is freed.
+                if core::mem::take(&mut may_map) {
+                    if let Some(c) = mmapped::map(nb) {
+                        self.last_was_fresh = true;
+                        return Some(c);
+                    }
                 }
                 let top_size = self.top_size();
                 if top_size > self.system_mem {
@@ -323,14 +333,9 @@ impl State {
         victim
     }
 
-    /// Serves `nb` from the kernel: its own mapping when large enough, else a bigger top.
+    /// Serves `nb` from the kernel by growing top (large requests were offered a mapping of
+    /// their own already).
     unsafe fn sysmalloc(&mut self, nb: usize) -> Option<Chunk> {
-        if mmapped::wanted(nb) {
-            if let Some(c) = mmapped::map(nb) {
-                self.last_was_fresh = true;
-                return Some(c);
-            }
-        }
         // SAFETY: growth only adds memory this arena owns.
         unsafe {
             while self.top_size() < nb + MIN_CHUNK {

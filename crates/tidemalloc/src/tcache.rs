@@ -26,6 +26,8 @@ pub const MAX_CHUNK: usize = MIN_CHUNK + (BINS - 1) * ALIGNMENT;
 /// Default entries per size class (glibc 2.43's figure; tunable with
 /// `GLIBC_TUNABLES=glibc.malloc.tcache_count=N`).
 pub const DEFAULT_COUNT: usize = 64;
+/// Most chunks one refill carves under one lock.
+const MAX_BATCH: usize = 64;
 /// The default largest cached request (`glibc.malloc.tcache_max`).
 pub const DEFAULT_MAX_BYTES: usize = MAX_CHUNK - SIZE_SZ;
 
@@ -226,12 +228,19 @@ pub fn malloc_slow(nb: usize) -> Option<Chunk> {
     with_arena(|g| unsafe {
         let first = g.malloc(nb)?;
         if nb <= tc.max_chunk && !first.is_mmapped() {
+            // Carve the batch first, then cache it highest address first, so that it is
+            // handed out in address order, as single splits of top would be.
             let i = index(nb);
-            let key = KEY.load(Relaxed);
-            let batch = (tc.limit as usize).div_ceil(2);
-            while (tc.counts[i] as usize) < batch {
+            let want = (tc.limit as usize).div_ceil(2).min(MAX_BATCH);
+            let mut batch = [0usize; MAX_BATCH];
+            let mut n = 0;
+            while n + (tc.counts[i] as usize) < want {
                 let Some(c) = g.malloc(nb) else { break };
-                let entry = c.mem() as usize;
+                batch[n] = c.mem() as usize;
+                n += 1;
+            }
+            let key = KEY.load(Relaxed);
+            for &entry in batch[..n].iter().rev() {
                 *(entry as *mut usize) = protect(entry, tc.heads[i]);
                 *((entry + SIZE_SZ) as *mut usize) = key;
                 tc.heads[i] = entry;
