@@ -147,7 +147,58 @@ pub fn parse_number(text: &[u8]) -> Option<usize> {
     Some(value)
 }
 
-/// Reads the `MALLOC_*_` variables once, at the first allocation.
+/// Applies one `glibc.malloc.*` tunable; values out of glibc's range are ignored, as glibc
+/// ignores them.
+fn set_tunable(name: &[u8], value: usize) {
+    let p = &PARAMS;
+    match name {
+        b"check" if value <= 3 => p.check_action.store(value, Relaxed),
+        b"top_pad" => {
+            p.top_pad.store(value, Relaxed);
+            p.no_dyn_threshold.store(true, Relaxed);
+        }
+        b"perturb" if value <= 0xff => p.perturb.store(value, Relaxed),
+        b"mmap_threshold" => {
+            p.mmap_threshold.store(value, Relaxed);
+            p.no_dyn_threshold.store(true, Relaxed);
+        }
+        b"trim_threshold" => {
+            p.trim_threshold.store(value, Relaxed);
+            p.no_dyn_threshold.store(true, Relaxed);
+        }
+        b"mmap_max" => {
+            p.mmap_max.store(value, Relaxed);
+            p.no_dyn_threshold.store(true, Relaxed);
+        }
+        b"arena_max" if value > 0 => p.arena_max.store(value, Relaxed),
+        b"arena_test" if value > 0 => p.arena_test.store(value, Relaxed),
+        b"tcache_max" if value <= crate::tcache::DEFAULT_MAX_BYTES => {
+            p.tcache_max.store(value, Relaxed)
+        }
+        b"tcache_count" if value <= u16::MAX as usize => p.tcache_count.store(value, Relaxed),
+        b"mxfast" if value <= MAX_FAST_LIMIT => p.max_fast.store(fast_limit(value), Relaxed),
+        _ => {}
+    }
+}
+
+/// Reads `GLIBC_TUNABLES` (`glibc.malloc.NAME=VALUE` items separated by `:`); other
+/// namespaces and malformed items are skipped.
+fn load_tunables(text: &[u8]) {
+    for item in text.split(|&b| b == b':') {
+        let Some(eq) = item.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let (name, value) = (&item[..eq], &item[eq + 1..]);
+        if let (Some(name), Some(value)) =
+            (name.strip_prefix(b"glibc.malloc."), parse_number(value))
+        {
+            set_tunable(name, value);
+        }
+    }
+}
+
+/// Reads the `MALLOC_*_` variables and `GLIBC_TUNABLES` once, at the first allocation; a
+/// tunable wins over the older variable for the same parameter.
 pub fn load_environment() {
     let p = &PARAMS;
     let read = |name: &'static [u8]| os::getenv(name).and_then(parse_number);
@@ -176,6 +227,9 @@ pub fn load_environment() {
     if let Some(v) = read(b"MALLOC_PERTURB_\0") {
         p.perturb.store(v & 0xff, Relaxed);
     }
+    if let Some(text) = os::getenv(b"GLIBC_TUNABLES\0") {
+        load_tunables(text);
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +243,23 @@ mod tests {
         assert_eq!(parse_number(b""), None);
         assert_eq!(parse_number(b"12k"), None);
         assert_eq!(parse_number(b"99999999999999999999999"), None);
+    }
+
+    #[test]
+    fn tunables_set_known_names_and_skip_the_rest() {
+        load_tunables(b"glibc.malloc.tcache_count=5:glibc.rtld.nns=2:junk:glibc.malloc.mxfast=999");
+        assert_eq!(PARAMS.tcache_count.load(Relaxed), 5);
+        assert_eq!(PARAMS.max_fast.load(Relaxed), fast_limit(DEFAULT_MXFAST));
+        load_tunables(b"glibc.malloc.tcache_max=100000:glibc.malloc.arena_max=0");
+        assert_eq!(
+            PARAMS.tcache_max.load(Relaxed),
+            crate::tcache::DEFAULT_MAX_BYTES
+        );
+        assert_eq!(PARAMS.arena_max.load(Relaxed), 0);
+        load_tunables(b"glibc.malloc.tcache_count=16:glibc.malloc.tcache_max=0x100");
+        assert_eq!(PARAMS.tcache_count.load(Relaxed), 16);
+        assert_eq!(PARAMS.tcache_max.load(Relaxed), 256);
+        load_tunables(b"glibc.malloc.tcache_max=1032:glibc.malloc.tcache_count=64");
     }
 
     #[test]
