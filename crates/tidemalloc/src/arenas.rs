@@ -44,12 +44,22 @@ pub unsafe fn at(addr: usize) -> &'static Arena {
 /// `p` must be an in-use arena chunk (not mmapped) with a readable header.
 #[inline]
 pub unsafe fn owner(p: Chunk) -> &'static Arena {
-    // SAFETY: the caller guarantees a readable header; a marked chunk's heap header is live.
+    // SAFETY: forwarded; the address named is a live arena.
+    unsafe { at(owner_addr(p)) }
+}
+
+/// The address of the arena that owns in-use chunk `p`.
+///
+/// # Safety
+/// As for `owner`.
+#[inline(always)]
+pub unsafe fn owner_addr(p: Chunk) -> usize {
+    // SAFETY: forwarded.
     unsafe {
         if p.head() & NON_MAIN_ARENA == 0 {
-            &MAIN
+            &MAIN as *const Arena as usize
         } else {
-            at(Segment::at(p.0 & !(HEAP_MAX - 1)).arena)
+            Segment::at(p.0 & !(HEAP_MAX - 1)).arena
         }
     }
 }

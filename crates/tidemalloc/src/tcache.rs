@@ -26,6 +26,8 @@ pub const MAX_CHUNK: usize = MIN_CHUNK + (BINS - 1) * ALIGNMENT;
 /// Default entries per size class (glibc 2.43's figure; tunable with
 /// `GLIBC_TUNABLES=glibc.malloc.tcache_count=N`).
 pub const DEFAULT_COUNT: usize = 64;
+/// Foreign chunks a thread collects before it hands them back to their arenas.
+const FOREIGN_BATCH: usize = 32;
 /// Most chunks one refill carves under one lock.
 const MAX_BATCH: usize = 64;
 /// The default largest cached request (`glibc.malloc.tcache_max`).
@@ -50,6 +52,11 @@ pub struct Tcache {
     limit: u16,
     state: u8,
     arena: usize,
+    /// Chunks of other arenas this thread freed, linked through their first word, waiting
+    /// to go back to their owners in one batch; never handed out here, so that a thread
+    /// does not end up writing next to another thread's objects (Hoard's cache-scratch).
+    foreign: usize,
+    foreign_count: usize,
 }
 
 #[inline(always)]
@@ -103,7 +110,8 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
 pub unsafe fn push(p: Chunk, size: usize) -> bool {
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &mut *tls::tcache() };
-    if size > tc.max_chunk {
+    // SAFETY: the caller guarantees an in-use arena chunk.
+    if size > tc.max_chunk || unsafe { arenas::owner_addr(p) } != tc.arena {
         return false;
     }
     let entry = p.mem() as usize;
@@ -260,6 +268,18 @@ pub fn malloc_slow(nb: usize) -> Option<Chunk> {
 pub unsafe fn free_slow(p: Chunk, size: usize) {
     let tc = current();
     if tc.state == ACTIVE && size <= tc.max_chunk {
+        // SAFETY: forwarded.
+        if unsafe { arenas::owner_addr(p) } != tc.arena {
+            let entry = p.mem() as usize;
+            // SAFETY: the chunk is being freed; its first word is ours.
+            unsafe { *(entry as *mut usize) = tc.foreign };
+            tc.foreign = entry;
+            tc.foreign_count += 1;
+            if tc.foreign_count >= FOREIGN_BATCH {
+                flush_foreign(tc);
+            }
+            return;
+        }
         let i = index(size);
         flush(tc, i, (tc.counts[i] as usize).div_ceil(2));
         // SAFETY: forwarded; the list now has room.
@@ -315,10 +335,46 @@ fn tls_arena() -> usize {
     unsafe { (*tls::tcache()).arena }
 }
 
-/// Takes `n` chunks off list `i` and frees them to their arenas, one lock per run of chunks
-/// of the same arena.
+/// Chunks on their way back to their arenas, gathered into runs of one arena each so that
+/// each run costs one lock (or one hand-over to the owner's remote list).
+struct Runs {
+    run: Option<(&'static Arena, usize, usize)>,
+}
+
+impl Runs {
+    /// Adds in-use chunk `entry` (a user pointer being freed).
+    ///
+    /// # Safety
+    /// `entry` must be an in-use arena chunk its holder is freeing, in no list.
+    unsafe fn add(&mut self, entry: usize) {
+        // SAFETY: forwarded; a run's last entry's first word is free for the link.
+        unsafe {
+            let owner = arenas::owner(Chunk::from_mem(entry as *mut u8));
+            self.run = match self.run {
+                Some((a, first, last)) if core::ptr::eq(a, owner) => {
+                    *(last as *mut usize) = entry;
+                    Some((a, first, entry))
+                }
+                Some((a, first, last)) => {
+                    release_run(a, first, last);
+                    Some((owner, entry, entry))
+                }
+                None => Some((owner, entry, entry)),
+            };
+        }
+    }
+
+    fn finish(self) {
+        if let Some((a, first, last)) = self.run {
+            // SAFETY: the run holds chunks added above.
+            unsafe { release_run(a, first, last) };
+        }
+    }
+}
+
+/// Takes `n` chunks off list `i` and frees them to their arenas.
 fn flush(tc: &mut Tcache, i: usize, n: usize) {
-    let mut run: Option<(&'static Arena, usize, usize)> = None;
+    let mut runs = Runs { run: None };
     for _ in 0..n {
         let entry = tc.heads[i];
         if entry == 0 {
@@ -333,24 +389,26 @@ fn flush(tc: &mut Tcache, i: usize, n: usize) {
             tc.heads[i] = next;
             tc.counts[i] -= 1;
             *((entry + SIZE_SZ) as *mut usize) = 0;
-            let owner = arenas::owner(Chunk::from_mem(entry as *mut u8));
-            run = match run {
-                Some((a, first, last)) if core::ptr::eq(a, owner) => {
-                    *(last as *mut usize) = entry;
-                    Some((a, first, entry))
-                }
-                Some((a, first, last)) => {
-                    release_run(a, first, last);
-                    Some((owner, entry, entry))
-                }
-                None => Some((owner, entry, entry)),
-            };
+            runs.add(entry);
         }
     }
-    if let Some((a, first, last)) = run {
-        // SAFETY: the run holds chunks popped above.
-        unsafe { release_run(a, first, last) };
+    runs.finish();
+}
+
+/// Hands the foreign chunks back to their arenas.
+fn flush_foreign(tc: &mut Tcache) {
+    let mut e = core::mem::take(&mut tc.foreign);
+    tc.foreign_count = 0;
+    let mut runs = Runs { run: None };
+    while e != 0 {
+        // SAFETY: foreign entries are in-use chunks this thread freed, linked plainly.
+        unsafe {
+            let next = *(e as *const usize);
+            runs.add(e);
+            e = next;
+        }
     }
+    runs.finish();
 }
 
 /// Flushes every list of the calling thread's cache (malloc_trim, thread exit).
@@ -360,9 +418,11 @@ pub fn flush_all() {
     for i in 0..BINS {
         flush(tc, i, usize::MAX);
     }
+    flush_foreign(tc);
 }
 
-/// Chunks and bytes in the calling thread's cache. A refill may cache a chunk a little
+/// Chunks and bytes in the calling thread's cache and foreign batch. A refill may cache a
+/// chunk a little
 /// larger than its list's size (when splitting it would leave less than a chunk), so each
 /// entry's own size is read.
 pub fn cached() -> (usize, usize) {
@@ -378,6 +438,15 @@ pub fn cached() -> (usize, usize) {
                 bytes += Chunk::from_mem(e as *mut u8).size();
                 e = reveal(e, *(e as *const usize));
             }
+        }
+    }
+    let mut e = tc.foreign;
+    while e != 0 {
+        // SAFETY: foreign entries are in-use chunks this thread freed, linked plainly.
+        unsafe {
+            count += 1;
+            bytes += Chunk::from_mem(e as *mut u8).size();
+            e = *(e as *const usize);
         }
     }
     (count, bytes)
