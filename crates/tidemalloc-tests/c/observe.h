@@ -206,4 +206,64 @@ static inline int intact(const void *p, size_t len, unsigned seed)
     return 1;
 }
 
+/* S3.2: a thread arena's heap is a 64 MiB reservation aligned to 64 MiB. */
+#define THREAD_HEAP_SIZE ((uintptr_t)64 << 20)
+
+static inline uintptr_t heap_base(const void *p) { return (uintptr_t)p & ~(THREAD_HEAP_SIZE - 1); }
+
+/* Whether the /proc/self/maps text at `line` describes a growing thread heap: an anonymous
+ * `rw-p` mapping that starts 64 MiB-aligned, directly followed by a `---p` mapping that ends
+ * where the 64 MiB range does. Sets *rw_bytes to the read-write part's length. */
+static inline int parse_thread_heap(const char *line, size_t *rw_bytes)
+{
+    unsigned long start, end, next_start, next_end;
+    char perms[5], next_perms[5];
+    int name_at = 0;
+    if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &start, &end, perms, &name_at) < 3)
+        return 0;
+    const char *eol = strchr(line, '\n');
+    if (!eol || start % THREAD_HEAP_SIZE != 0 || strcmp(perms, "rw-p") != 0 ||
+        (name_at > 0 && line + name_at < eol))
+        return 0;
+    if (sscanf(eol + 1, "%lx-%lx %4s", &next_start, &next_end, next_perms) != 3 ||
+        next_start != end || strcmp(next_perms, "---p") != 0 || next_end != start + THREAD_HEAP_SIZE)
+        return 0;
+    if (rw_bytes)
+        *rw_bytes = end - start;
+    return 1;
+}
+
+/* Whether a growing thread heap starts at `base`; *rw_bytes as for parse_thread_heap. */
+static inline int thread_heap_at(uintptr_t base, size_t *rw_bytes)
+{
+    const char *maps = read_proc("/proc/self/maps");
+    for (const char *line = maps; *line;) {
+        if (parse_thread_heap(line, rw_bytes)) {
+            unsigned long start;
+            if (sscanf(line, "%lx", &start) == 1 && start == base)
+                return 1;
+        }
+        const char *eol = strchr(line, '\n');
+        if (!eol)
+            break;
+        line = eol + 1;
+    }
+    return 0;
+}
+
+/* How many growing thread heaps /proc/self/maps shows. */
+static inline int count_thread_heaps(void)
+{
+    int heaps = 0;
+    const char *maps = read_proc("/proc/self/maps");
+    for (const char *line = maps; *line;) {
+        heaps += parse_thread_heap(line, NULL);
+        const char *eol = strchr(line, '\n');
+        if (!eol)
+            break;
+        line = eol + 1;
+    }
+    return heaps;
+}
+
 #endif

@@ -111,18 +111,21 @@ impl Reported {
     }
 }
 
-/// The first python3 that has its regression tests: $TIDEMALLOC_TEST_PYTHON, `python3` on
-/// PATH, /usr/bin/python3 (Debian ships the tests in libpython3.11-testsuite). Returns the
-/// interpreter itself, not a wrapper such as a pyenv shim.
-fn python_with_tests() -> PathBuf {
+/// The first python3 that has the regression tests `suites`: $TIDEMALLOC_TEST_PYTHON,
+/// `python3` on PATH, /usr/bin/python3 (Debian ships the tests in libpython3.11-testsuite).
+/// Returns the interpreter itself, not a wrapper such as a pyenv shim.
+fn python_with_tests(suites: &[&str]) -> PathBuf {
     let candidates: Vec<String> = std::env::var("TIDEMALLOC_TEST_PYTHON")
         .into_iter()
         .chain(["python3".to_string(), "/usr/bin/python3".to_string()])
         .collect();
+    let probe: String = suites
+        .iter()
+        .map(|suite| format!("import test.{suite}\n"))
+        .chain(["import sys\nprint(sys.executable)\n".to_string()])
+        .collect();
     for candidate in &candidates {
-        let found = Command::new(candidate)
-            .args(["-c", "import sys, test.test_dict; print(sys.executable)"])
-            .output();
+        let found = Command::new(candidate).args(["-c", &probe]).output();
         if let Ok(out) = found {
             let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
             if out.status.success() && !exe.is_empty() {
@@ -131,7 +134,7 @@ fn python_with_tests() -> PathBuf {
         }
     }
     panic!(
-        "none of {candidates:?} has Python's test suite; on Debian install \
+        "none of {candidates:?} has Python's tests {suites:?}; on Debian install \
          libpython3.11-testsuite, or name an interpreter with TIDEMALLOC_TEST_PYTHON"
     );
 }
@@ -141,7 +144,7 @@ fn python_with_tests() -> PathBuf {
 /// in the library's own mallinfo2, and the marker is in the process's global scope.
 #[test]
 fn python_allocates_through_the_library() {
-    let python = python_with_tests();
+    let python = python_with_tests(&PYTHON_TESTS);
     let lib = library().expect("this test needs the library preloaded");
     let script = r#"
 import ctypes, sys
@@ -179,11 +182,40 @@ print("marker_in_process=%d" % hasattr(process, "tidemalloc_version"))
 /// python3 -m test on dicts, lists, sets, str, re, json and gc, every object on malloc.
 #[test]
 fn python_regression_tests_pass() {
-    let python = python_with_tests();
+    let python = python_with_tests(&PYTHON_TESTS);
     let args: Vec<&str> = ["-m", "test"].into_iter().chain(PYTHON_TESTS).collect();
     let run = Scratch::new().run(&python, &args, &[("PYTHONMALLOC", "malloc")]);
     let out = run.assert_success_on_tidemalloc("python3 -m test");
-    // "Result: SUCCESS" in 3.11.7, "Tests result: SUCCESS" in Debian's 3.11.2.
+    assert_python_tests_succeeded(out);
+}
+
+/// python3 -m test on threads, locks, queues and executors (thread pools, and process pools
+/// that fork while their threads run), every object on malloc. Run two suites at a time.
+/// Left out: the executors' pools that start fresh interpreters (forkserver, spawn), which
+/// add nothing on threads or fork; `test_timeout` and `test_map_timeout`, which wait out
+/// 6-second timeouts and allocate next to nothing; and `test_import_from_another_thread`,
+/// which fails on plain glibc too wherever site-packages imports `threading` at startup
+/// (a .pth file in this machine's pyenv python does).
+#[test]
+fn python_thread_tests_pass() {
+    let suites = ["test_concurrent_futures", "test_threading", "test_queue"];
+    let python = python_with_tests(&suites);
+    let args: Vec<&str> = ["-m", "test", "-j2"]
+        .into_iter()
+        .chain(suites)
+        .chain(["-m", "test_threading", "-m", "test_queue"])
+        .chain(["-m", "ThreadPool*", "-m", "ProcessPoolFork[!s]*"])
+        .chain(["-i", "test_timeout", "-i", "test_map_timeout"])
+        .chain(["-i", "test_import_from_another_thread"])
+        .collect();
+    let run = Scratch::new().run(&python, &args, &[("PYTHONMALLOC", "malloc")]);
+    let out = run.assert_success_on_tidemalloc("python3 -m test (threads)");
+    assert_python_tests_succeeded(out);
+}
+
+/// Python's test runner reported success ("Result: SUCCESS" in 3.11.7, "Tests result:
+/// SUCCESS" in Debian's 3.11.2).
+fn assert_python_tests_succeeded(out: &Output) {
     assert!(
         out.stdout
             .lines()
