@@ -137,7 +137,7 @@ impl State {
                 let victim = bin.bk();
                 if victim != bin {
                     let bck = victim.bk();
-                    if bck.fd() != victim {
+                    if !self.bins.link_ok(bck) || bck.fd() != victim {
                         corruption(Corruption::SmallBinLinks);
                     }
                     victim.set_inuse_at(nb);
@@ -194,15 +194,34 @@ impl State {
         // revealed and checked before it is followed.
         unsafe {
             let next = reveal(victim.fd_slot(), victim.fd().0);
-            if !aligned(next) {
+            if !aligned(next) || (next != 0 && !self.bins.link_ok(Chunk(next))) {
                 corruption(Corruption::FastBinUnaligned);
             }
             if fast_index(victim.size()) != index {
                 corruption(Corruption::FastBinWrongSize);
             }
             self.bins.fast[index] = next;
+            victim.set_bk(Chunk::NULL);
         }
         Some(victim)
+    }
+
+    /// Whether chunk `p` is in fast bin `index` (its key said it might be: a double free).
+    #[cold]
+    #[inline(never)]
+    unsafe fn in_fast_bin(&self, index: usize, p: Chunk) -> bool {
+        let mut c = self.bins.fast[index];
+        while c != 0 {
+            if c == p.0 {
+                return true;
+            }
+            if !aligned(c) || !self.bins.link_ok(Chunk(c)) {
+                corruption(Corruption::FastBinUnaligned);
+            }
+            // SAFETY: fast-bin members are chunks of this arena; links are revealed first.
+            c = unsafe { reveal(Chunk(c).fd_slot(), Chunk(c).fd().0) };
+        }
+        false
     }
 
     /// Empties the unsorted bin into the regular bins, returning an exact fit for `nb` as
@@ -231,7 +250,7 @@ impl State {
                     corruption(Corruption::UnsortedPrevSize);
                 }
                 let bck = victim.bk();
-                if bck.fd() != victim || victim.fd() != unsorted {
+                if !self.bins.link_ok(bck) || bck.fd() != victim || victim.fd() != unsorted {
                     corruption(Corruption::UnsortedLinks);
                 }
                 if next.prev_inuse() {
@@ -286,6 +305,9 @@ impl State {
                     let mut victim = bin.bk();
                     while victim.size() < nb {
                         victim = victim.bk();
+                        if !self.bins.link_ok(victim) {
+                            corruption(Corruption::DoubleLinkedList);
+                        }
                     }
                     let size = victim.size();
                     self.bins.unlink(victim);
@@ -381,9 +403,11 @@ impl State {
                 }
                 let index = fast_index(size);
                 let old = self.bins.fast[index];
-                if old == p.0 {
+                let key = crate::tcache::fast_key();
+                if old == p.0 || (p.bk().0 == key && self.in_fast_bin(index, p)) {
                     corruption(Corruption::DoubleFreeFastTop);
                 }
+                p.set_bk(Chunk(key));
                 p.set_fd(Chunk(protect(p.fd_slot(), old)));
                 self.bins.fast[index] = p.0;
                 self.have_fast = true;
@@ -410,7 +434,8 @@ impl State {
         // SAFETY: `p` was checked by `free`; neighbours are checked before use.
         unsafe {
             let next = p.plus(size);
-            if p == self.top {
+            // Freeing top, or a chunk that already went back into it.
+            if p.0 >= self.top.0 && p.0 < self.top.0 + self.top_size() {
                 corruption(Corruption::DoubleFreeTop);
             }
             if p.0 < self.top.0 && next.0 > self.top.0 {
@@ -481,10 +506,11 @@ impl State {
                 // SAFETY: fast-bin members are chunks of this arena; links are revealed and
                 // checked, sizes checked against the bin.
                 unsafe {
-                    if !aligned(p.0) {
+                    if !aligned(p.0) || !self.bins.link_ok(p) {
                         corruption(Corruption::FastBinUnaligned);
                     }
                     head = reveal(p.fd_slot(), p.fd().0);
+                    p.set_bk(Chunk::NULL);
                     let mut size = p.size();
                     if fast_index(size) != index {
                         corruption(Corruption::ConsolidateInvalidSize);
@@ -593,6 +619,7 @@ impl State {
                 if p.is_mmapped() {
                     start.set_prev_size(p.prev_size() + lead);
                     start.set_head(size | crate::chunk::IS_MMAPPED);
+                    mmapped::rename(p, start);
                     return Some(start);
                 }
                 start.set_head(size | PREV_INUSE | self.flags);

@@ -9,6 +9,7 @@ use crate::arenas;
 use crate::chunk::{Chunk, ALIGNMENT, ALIGN_MASK, MIN_CHUNK, NON_MAIN_ARENA, PREV_INUSE};
 use crate::options::PARAMS;
 use crate::os;
+use crate::registry;
 use crate::segment::{Kind, Segment, FENCEPOST, SEGMENT_HEADER};
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -28,6 +29,9 @@ fn reserve(size: usize) -> Option<(usize, usize)> {
         unsafe { os::unmap(start, HEAP_MAX) };
         return None;
     }
+    // The header is written before any chunk of the heap is handed out, so the mark is
+    // seen together with it.
+    registry::mark_heap(start, true);
     Some((start, start + size))
 }
 
@@ -173,6 +177,7 @@ impl State {
             self.top = top;
             self.fresh = top_end;
             self.last_remainder = Chunk::NULL;
+            registry::mark_heap(header, false);
             os::unmap(header, HEAP_MAX);
         }
     }

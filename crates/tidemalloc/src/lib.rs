@@ -27,6 +27,7 @@ mod mmapped;
 mod morecore;
 pub mod options;
 mod os;
+mod registry;
 mod segment;
 pub mod stats;
 mod tcache;

@@ -224,6 +224,9 @@ pub fn load_environment() {
     if let Some(v) = read(b"MALLOC_ARENA_TEST\0").filter(|&v| v > 0) {
         p.arena_test.store(v, Relaxed);
     }
+    if let Some(v) = read(b"MALLOC_CHECK_\0").filter(|&v| v <= 7) {
+        p.check_action.store(v, Relaxed);
+    }
     if let Some(v) = read(b"MALLOC_PERTURB_\0") {
         p.perturb.store(v & 0xff, Relaxed);
     }
