@@ -229,6 +229,12 @@ impl State {
     unsafe fn sort_unsorted(&mut self, nb: usize) -> Option<Chunk> {
         let unsorted = self.bins.bin(UNSORTED);
         let mut iterations = 0;
+        // glibc bounds the sorting by tcache_unsorted_limit once a cached chunk could serve;
+        // here, where refills happen after the search, it bounds each search.
+        let limit = match PARAMS.unsorted_limit.load(Relaxed) {
+            0 => MAX_UNSORTED_ITERATIONS,
+            n => n.min(MAX_UNSORTED_ITERATIONS),
+        };
         // SAFETY: unsorted members are free chunks of this arena; each is checked against its
         // neighbours before it is relinked.
         unsafe {
@@ -283,7 +289,7 @@ impl State {
                 }
                 self.bins.place(victim, size);
                 iterations += 1;
-                if iterations >= MAX_UNSORTED_ITERATIONS {
+                if iterations >= limit {
                     return None;
                 }
             }

@@ -320,7 +320,9 @@ mod tests {
             add_main_segment(first, first + 4096);
         }
         let in_table = base + 16;
-        assert!(matches!(place(in_table + HEADER), Some(Place::Arena { end }) if end == base + 4096));
+        assert!(
+            matches!(place(in_table + HEADER), Some(Place::Arena { end }) if end == base + 4096)
+        );
         let past = base + (MAIN_SLOTS + 30) * HEAP_MAX * 2;
         assert_eq!(
             place(past + 64),
