@@ -8,6 +8,7 @@ use crate::chunk::{
 use crate::options::PARAMS;
 use crate::os;
 use crate::registry::{self, Place};
+use crate::starts;
 use crate::{arenas, check, mmapped, tcache, MAIN};
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -54,10 +55,9 @@ enum Checked {
 #[inline(always)]
 fn check_block(mem: *mut u8, invalid_pointer: Corruption) -> Option<Checked> {
     let p = Chunk::from_mem(mem);
-    if !crate::chunk::aligned(p.0) {
-        return check::reject(invalid_pointer, p.0);
-    }
-    let place = if check::HARDENED {
+    let place = if !crate::chunk::aligned(p.0) {
+        None
+    } else if check::HARDENED {
         registry::place(mem as usize)
     } else {
         // SAFETY: the unchecked build trusts the caller, as glibc does.
@@ -69,22 +69,32 @@ fn check_block(mem: *mut u8, invalid_pointer: Corruption) -> Option<Checked> {
     let end = match place {
         Some(Place::Arena { end }) => end,
         Some(Place::Mapped) => return Some(Checked::Mapped(p)),
-        None => return check::reject(invalid_pointer, p.0),
+        None => return rejected(invalid_pointer, p),
     };
     // SAFETY: `place` found the header inside one of our segments.
     let (head, size) = unsafe { (p.head(), p.size()) };
     if head & IS_MMAPPED != 0 || end - p.0 < size {
-        return check::reject(invalid_pointer, p.0);
+        return rejected(invalid_pointer, p);
     }
     // An in-use chunk is always followed by a header (of a chunk, top or a fencepost); only
     // top reaches its segment's end.
     if end - p.0 < size.saturating_add(MIN_CHUNK) {
-        return check::reject(Corruption::DoubleFreeTop, p.0);
+        return rejected(Corruption::DoubleFreeTop, p);
     }
     if size < MIN_CHUNK || size & ALIGN_MASK != 0 {
-        return check::reject(Corruption::FreeInvalidSize, p.0);
+        return rejected(Corruption::FreeInvalidSize, p);
+    }
+    // A chunk must start here, and the next one where this one's size says.
+    if check::HARDENED && !(starts::is_start(p.0) && starts::is_start(p.0 + size)) {
+        return rejected(invalid_pointer, p);
     }
     Some(Checked::Arena(p, size))
+}
+
+#[cold]
+fn rejected(kind: Corruption, p: Chunk) -> Option<Checked> {
+    check::reject(kind, p.0);
+    None
 }
 
 /// Frees `mem` (non-null): into the thread cache if its list has room, else to the chunk's

@@ -10,9 +10,12 @@ use crate::chunk::{aligned, Chunk, ALIGN_MASK, HEADER, MIN_CHUNK, PREV_INUSE, SI
 use crate::lock::Mutex;
 use crate::mmapped;
 use crate::options::{self, PARAMS};
+use crate::starts;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use core::sync::atomic::{
+    AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 /// Freeing a chunk at least this large merges the fast bins and considers trimming.
 const CONSOLIDATION_THRESHOLD: usize = 64 * 1024;
@@ -101,6 +104,7 @@ impl State {
                 victim.set_head(nb | PREV_INUSE);
                 remainder.set_head(rest | PREV_INUSE);
                 remainder.set_foot(rest);
+                starts::set(remainder);
                 Some(remainder)
             }
         }
@@ -279,6 +283,7 @@ impl State {
                     victim.set_head(nb | PREV_INUSE);
                     remainder.set_head(rest | PREV_INUSE);
                     remainder.set_foot(rest);
+                    starts::set(remainder);
                     return Some(victim);
                 }
                 unsorted.set_bk(bck);
@@ -353,6 +358,7 @@ impl State {
             rest.set_head((size - nb) | PREV_INUSE);
             victim.set_size_keep_flags(nb);
             self.top = rest;
+            starts::set(rest);
         }
         self.last_was_fresh = victim.0 >= self.fresh;
         if self.fresh < rest_start(victim, nb) {
@@ -457,6 +463,7 @@ impl State {
             if !p.prev_inuse() {
                 let prev_size = p.prev_size();
                 size += prev_size;
+                starts::clear(p);
                 p = p.minus(prev_size);
                 if p.size() != prev_size {
                     corruption(Corruption::PrevSizeWhileConsolidating);
@@ -483,6 +490,7 @@ impl State {
                 size += next_size;
                 p.set_head(size | PREV_INUSE);
                 self.top = p;
+                starts::clear(next);
                 // Memory below the old top was handed out, so it is not zero any more.
                 self.fresh = self.fresh.max(next.0);
                 return;
@@ -490,6 +498,7 @@ impl State {
             if !next.in_use() {
                 self.bins.unlink(next);
                 size += next_size;
+                starts::clear(next);
             } else {
                 p.clear_inuse_at(size);
             }
@@ -526,6 +535,7 @@ impl State {
                     if !p.prev_inuse() {
                         let prev_size = p.prev_size();
                         size += prev_size;
+                        starts::clear(p);
                         p = p.minus(prev_size);
                         if p.size() != prev_size {
                             corruption(Corruption::PrevSizeWhileConsolidating);
@@ -562,16 +572,20 @@ impl State {
                 rest.set_head((old_size + next_size - nb) | PREV_INUSE);
                 old.set_size_keep_flags(nb);
                 self.top = rest;
+                starts::clear(next);
+                starts::set(rest);
                 // The grown block will be written up to the new top.
                 self.fresh = self.fresh.max(rest.0);
                 return Some(old);
             } else if next != self.top && !next.in_use() && old_size + next_size >= nb {
                 self.bins.unlink(next);
+                starts::clear(next);
                 (old, old_size + next_size)
             } else {
                 let moved = self.malloc(nb)?;
                 if moved == next {
                     // malloc handed out our own free successor: grow into it instead.
+                    starts::clear(next);
                     (old, old_size + moved.size())
                 } else {
                     core::ptr::copy_nonoverlapping(old.mem(), moved.mem(), old_size - SIZE_SZ);
@@ -596,6 +610,7 @@ impl State {
                 let rest = c.plus(nb);
                 c.set_size_keep_flags(nb);
                 rest.set_head((size - nb) | PREV_INUSE);
+                starts::set(rest);
                 rest.set_inuse_at(size - nb);
                 self.free(rest);
             }
@@ -630,6 +645,7 @@ impl State {
                 }
                 start.set_head(size | PREV_INUSE | self.flags);
                 start.set_inuse_at(size);
+                starts::set(start);
                 p.set_size_keep_flags(lead);
                 self.free(p);
                 p = start;
@@ -649,6 +665,15 @@ impl State {
 #[inline]
 fn rest_start(c: Chunk, nb: usize) -> usize {
     c.0 + nb
+}
+
+/// Set once the main arena, the options and the process-wide hooks are set up.
+static GLOBAL_READY: AtomicBool = AtomicBool::new(false);
+
+/// Whether the process-wide set-up is done (a new thread then need not touch the main
+/// arena's lock, which in a fork child may belong to a frame that never resumes).
+pub fn global_ready() -> bool {
+    GLOBAL_READY.load(Acquire)
 }
 
 /// An arena: its state behind its lock, and a lock-free list where other threads leave
@@ -721,6 +746,7 @@ impl Arena {
             options::load_environment();
             crate::tcache::global_init();
             crate::fork::arm();
+            GLOBAL_READY.store(true, Release);
         }
     }
 
@@ -767,6 +793,12 @@ impl Arena {
     /// fork, in the child.
     pub fn reset_after_fork(&self) {
         self.lock.reset_after_fork();
+    }
+
+    /// Whether the lock is held (in a fork child after `reset_after_fork`: by the frame the
+    /// signal that called fork interrupted).
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_locked()
     }
 }
 

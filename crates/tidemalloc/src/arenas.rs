@@ -235,7 +235,9 @@ pub fn reset_all_in_child(mine: usize) {
     for a in all() {
         a.reset_after_fork();
         let addr = a as *const Arena as usize;
-        if addr == mine {
+        if addr == mine || a.is_locked() {
+            // This thread's arena, or one whose lock stays with the interrupted frame of a
+            // fork from a signal handler: not for new threads.
             a.attached.store(1, Relaxed);
         } else {
             a.attached.store(0, Relaxed);

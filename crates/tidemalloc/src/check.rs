@@ -124,10 +124,10 @@ pub const HARDENED: bool = !cfg!(feature = "unchecked");
 
 /// A call caught with a bad pointer before it changed anything: reported and, as
 /// M_CHECK_ACTION says, the process aborted (bit 1, set by default) or the call ignored
-/// (the caller returns `None`). Bits 0 and 2 ask for the message.
+/// (the caller then does nothing). Bits 0 and 2 ask for the message.
 #[cold]
 #[inline(never)]
-pub fn reject<T>(kind: Corruption, at: usize) -> Option<T> {
+pub fn reject(kind: Corruption, at: usize) {
     let action = crate::options::PARAMS
         .check_action
         .load(core::sync::atomic::Ordering::Relaxed);
@@ -139,7 +139,6 @@ pub fn reject<T>(kind: Corruption, at: usize) -> Option<T> {
     if aborting {
         os::abort();
     }
-    None
 }
 
 fn report(kind: Corruption, at: Option<usize>) {

@@ -29,6 +29,7 @@ pub mod options;
 mod os;
 mod registry;
 mod segment;
+mod starts;
 pub mod stats;
 mod tcache;
 mod tls;

@@ -33,6 +33,10 @@ const HEAP_WORDS: usize = (1usize << (48 - HEAP_SHIFT)) / 64;
 static MAIN_FIRST: [AtomicUsize; MAIN_SLOTS] = [const { AtomicUsize::new(0) }; MAIN_SLOTS];
 static MAIN_END: [AtomicUsize; MAIN_SLOTS] = [const { AtomicUsize::new(0) }; MAIN_SLOTS];
 static MAIN_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// The newest main-arena segment, where almost every main-arena pointer lies: checked first,
+/// inline.
+static HOT_FIRST: AtomicUsize = AtomicUsize::new(usize::MAX);
+static HOT_END: AtomicUsize = AtomicUsize::new(0);
 static HEAPS: [AtomicU64; HEAP_WORDS] = [const { AtomicU64::new(0) }; HEAP_WORDS];
 static MAIN_REGIONS: [AtomicU64; HEAP_WORDS] = [const { AtomicU64::new(0) }; HEAP_WORDS];
 
@@ -51,6 +55,11 @@ pub enum Place {
 /// Records a new main-arena segment whose chunks run from `first` to `end`.
 /// Called with the main arena's lock held.
 pub fn add_main_segment(first: usize, end: usize) {
+    // The end is cleared first: a reader that sees the same end before and after reading
+    // the start knows the two belong together.
+    HOT_END.store(0, Release);
+    HOT_FIRST.store(first, Release);
+    HOT_END.store(end, Release);
     let n = MAIN_COUNT.load(Relaxed);
     if n < MAIN_SLOTS {
         MAIN_FIRST[n].store(first, Relaxed);
@@ -68,6 +77,9 @@ pub fn add_main_segment(first: usize, end: usize) {
 /// The main-arena segment starting at `first` now ends at `end` (it grew or was trimmed).
 /// Called with the main arena's lock held.
 pub fn set_main_end(first: usize, end: usize) {
+    if HOT_FIRST.load(Relaxed) == first {
+        HOT_END.store(end, Release);
+    }
     let n = MAIN_COUNT.load(Relaxed);
     if let Some(i) = (0..n).rev().find(|&i| MAIN_FIRST[i].load(Relaxed) == first) {
         MAIN_END[i].store(end, Release);
@@ -88,13 +100,33 @@ fn set_bit(map: &[AtomicU64; HEAP_WORDS], bit: usize) {
     map[bit / 64].fetch_or(1u64 << (bit % 64), Release);
 }
 
+#[inline(always)]
 fn bit_set(map: &[AtomicU64; HEAP_WORDS], bit: usize) -> bool {
     bit / 64 < HEAP_WORDS && map[bit / 64].load(Acquire) & (1 << (bit % 64)) != 0
 }
 
 /// Where `mem`, a pointer someone hands back, lives: `None` if it is none of ours (or is an
 /// mmapped chunk already freed). Reads only memory known to be mapped.
+#[inline(always)]
 pub fn place(mem: usize) -> Option<Place> {
+    let chunk = mem.wrapping_sub(HEADER);
+    let end = HOT_END.load(Acquire);
+    // The second read of the end proves the start belongs with it (see add_main_segment).
+    if chunk >= HOT_FIRST.load(Acquire) && mem < end && HOT_END.load(Acquire) == end {
+        return Some(Place::Arena { end });
+    }
+    let bit = mem >> HEAP_SHIFT;
+    if bit_set(&HEAPS, bit) {
+        // SAFETY: a marked region starts with a live heap header.
+        let seg = unsafe { Segment::at(mem & !(HEAP_MAX - 1)) };
+        return (chunk >= seg.first && mem < seg.end).then_some(Place::Arena { end: seg.end });
+    }
+    place_elsewhere(mem)
+}
+
+/// `place` for pointers outside the newest main segment and the thread heaps.
+#[inline(never)]
+fn place_elsewhere(mem: usize) -> Option<Place> {
     let chunk = mem.wrapping_sub(HEADER);
     let n = MAIN_COUNT.load(Acquire);
     for i in (0..n).rev() {
@@ -104,15 +136,10 @@ pub fn place(mem: usize) -> Option<Place> {
             return Some(Place::Arena { end });
         }
     }
-    let bit = mem >> HEAP_SHIFT;
-    if bit_set(&HEAPS, bit) {
-        // SAFETY: a marked region starts with a live heap header.
-        let seg = unsafe { Segment::at(mem & !(HEAP_MAX - 1)) };
-        return (chunk >= seg.first && mem < seg.end).then_some(Place::Arena { end: seg.end });
-    }
     if MAPPED.contains(chunk) {
         return Some(Place::Mapped);
     }
+    let bit = mem >> HEAP_SHIFT;
     if bit_set(&MAIN_REGIONS, bit) {
         return Some(Place::Arena {
             end: (mem | (HEAP_MAX - 1)) + 1,

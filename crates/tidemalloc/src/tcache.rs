@@ -66,11 +66,37 @@ pub struct Tcache {
     /// does not end up writing next to another thread's objects (Hoard's cache-scratch).
     foreign: usize,
     foreign_count: usize,
+    /// This thread's number for lock words (0 until first needed).
+    number: u32,
 }
 
 #[inline(always)]
 fn index(size: usize) -> usize {
     (size - MIN_CHUNK) / ALIGNMENT
+}
+
+/// Hands out thread numbers; they are 31 bits wide and never 0.
+static NEXT_NUMBER: AtomicU32 = AtomicU32::new(1);
+
+/// The calling thread's number (see `lock.rs`), handed out at its first lock.
+#[inline]
+pub fn thread_number() -> u32 {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    if tc.number == 0 {
+        tc.number = next_number();
+    }
+    tc.number
+}
+
+#[cold]
+fn next_number() -> u32 {
+    loop {
+        let n = NEXT_NUMBER.fetch_add(1, Relaxed) & 0x7fff_ffff;
+        if n != 0 {
+            return n;
+        }
+    }
 }
 
 /// Process-wide set-up done once, by the first thread: the double-free key and the
@@ -201,7 +227,9 @@ fn current() -> &'static mut Tcache {
 #[cold]
 fn setup(tc: &mut Tcache) {
     // The first allocation of the process initialises the main arena and the globals.
-    drop(MAIN.lock());
+    if !crate::arena::global_ready() {
+        drop(MAIN.lock());
+    }
     tc.state = ACTIVE;
     tc.arena = arenas::attach() as *const Arena as usize;
     let count = PARAMS.tcache_count.load(Relaxed).min(u16::MAX as usize);
