@@ -1,11 +1,14 @@
 //! glibc's malloc family with glibc's contracts (errno, NULL, EINVAL), under Rust names.
 //! `tidemalloc-c` exports these as the C symbols; `TideMalloc` uses the same paths.
 
+use crate::check::Corruption;
 use crate::chunk::{
     request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, HEADER, IS_MMAPPED, MIN_CHUNK, SIZE_SZ,
 };
 use crate::options::PARAMS;
 use crate::os;
+use crate::registry::{self, Place};
+use crate::starts;
 use crate::{arenas, check, mmapped, tcache, MAIN};
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -38,33 +41,80 @@ fn allocate_slow(nb: usize) -> *mut u8 {
     c.mem()
 }
 
-/// Frees `mem` (non-null, from this allocator): into the thread cache if its list has room,
-/// else to the chunk's own arena. errno is preserved (only the slow paths can touch it).
+/// A block handed back to free or realloc, once checked.
+enum Checked {
+    /// An in-use arena chunk of `size` bytes.
+    Arena(Chunk, usize),
+    /// A live mmapped chunk.
+    Mapped(Chunk),
+}
+
+/// Checks that `mem` is one of ours before its header is read, and the header against the
+/// memory around it. On failure the error is reported as M_CHECK_ACTION says and `None`
+/// returned (the call is then ignored, where the process goes on at all).
+#[inline(always)]
+fn check_block(mem: *mut u8, invalid_pointer: Corruption) -> Option<Checked> {
+    let p = Chunk::from_mem(mem);
+    let place = if !crate::chunk::aligned(p.0) {
+        None
+    } else if check::HARDENED {
+        registry::place(mem as usize)
+    } else {
+        // SAFETY: the unchecked build trusts the caller, as glibc does.
+        match unsafe { p.is_mmapped() } {
+            true => Some(Place::Mapped),
+            false => Some(Place::Arena { end: usize::MAX }),
+        }
+    };
+    let end = match place {
+        Some(Place::Arena { end }) => end,
+        Some(Place::Mapped) => return Some(Checked::Mapped(p)),
+        None => return rejected(invalid_pointer, p),
+    };
+    // SAFETY: `place` found the header inside one of our segments.
+    let (head, size) = unsafe { (p.head(), p.size()) };
+    if head & IS_MMAPPED != 0 || end - p.0 < size {
+        return rejected(invalid_pointer, p);
+    }
+    // An in-use chunk is always followed by a header (of a chunk, top or a fencepost); only
+    // top reaches its segment's end.
+    if end - p.0 < size.saturating_add(MIN_CHUNK) {
+        return rejected(Corruption::DoubleFreeTop, p);
+    }
+    if size < MIN_CHUNK || size & ALIGN_MASK != 0 {
+        return rejected(Corruption::FreeInvalidSize, p);
+    }
+    // A chunk must start here, and the next one where this one's size says.
+    if check::HARDENED && !(starts::is_start(p.0) && starts::is_start(p.0 + size)) {
+        return rejected(invalid_pointer, p);
+    }
+    Some(Checked::Arena(p, size))
+}
+
+#[cold]
+fn rejected(kind: Corruption, p: Chunk) -> Option<Checked> {
+    check::reject(kind, p.0);
+    None
+}
+
+/// Frees `mem` (non-null): into the thread cache if its list has room, else to the chunk's
+/// own arena. errno is preserved (only the slow paths can touch it).
 ///
 /// # Safety
-/// `mem` must come from this allocator and not have been freed.
+/// `mem` must come from this allocator and not have been freed; what the checks catch when
+/// it did not is reported.
 #[inline(always)]
 pub(crate) unsafe fn release(mem: *mut u8) {
-    let p = Chunk::from_mem(mem);
-    if !crate::chunk::aligned(p.0) {
-        check::corruption(check::Corruption::FreeInvalidPointer);
-    }
-    // SAFETY: the caller guarantees `mem` is a live block of ours, so its header is readable.
-    unsafe {
-        let head = p.head();
-        if head & IS_MMAPPED != 0 {
-            return release_mapped(p);
-        }
-        let size = p.size();
-        if p.0.wrapping_neg() < size {
-            check::corruption(check::Corruption::FreeInvalidPointer);
-        }
-        if size < MIN_CHUNK || size & ALIGN_MASK != 0 {
-            check::corruption(check::Corruption::FreeInvalidSize);
-        }
-        if !tcache::push(p, size) {
-            release_slow(p, size);
-        }
+    match check_block(mem, Corruption::FreeInvalidPointer) {
+        // SAFETY: checked to be an in-use arena chunk of ours.
+        Some(Checked::Arena(p, size)) => unsafe {
+            if !tcache::push(p, size) {
+                release_slow(p, size);
+            }
+        },
+        // SAFETY: the set names a live mapped chunk.
+        Some(Checked::Mapped(p)) => unsafe { release_mapped(p) },
+        None => {}
     }
 }
 
@@ -127,28 +177,31 @@ pub(crate) unsafe fn resize(mem: *mut u8, bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
     };
-    let old = Chunk::from_mem(mem);
-    // SAFETY: the caller guarantees a live block; its header is readable.
+    let Some(block) = check_block(mem, Corruption::ReallocInvalidPointer) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: the block was checked to be a live chunk of ours.
     unsafe {
-        let size = old.size();
-        if old.0.wrapping_neg() < size || !crate::chunk::aligned(old.0) {
-            check::corruption(check::Corruption::ReallocInvalidPointer);
-        }
-        if old.is_mmapped() {
-            if let Some(c) = mmapped::remap(old, nb) {
-                return c.mem();
-            }
-            if size - SIZE_SZ >= nb {
-                return mem;
-            }
-        } else {
-            let owner = crate::arenas::owner(old);
-            if !owner.lock_held_by_me() {
-                if let Some(c) = owner.lock().realloc(old, nb) {
+        let old = match block {
+            Checked::Mapped(old) => {
+                if let Some(c) = mmapped::remap(old, nb) {
                     return c.mem();
                 }
+                if old.size() - SIZE_SZ >= nb {
+                    return mem;
+                }
+                old
             }
-        }
+            Checked::Arena(old, _) => {
+                let owner = crate::arenas::owner(old);
+                if !owner.lock_held_by_me() {
+                    if let Some(c) = owner.lock().realloc(old, nb) {
+                        return c.mem();
+                    }
+                }
+                old
+            }
+        };
         // Its own arena could not serve it: move it through the ordinary paths.
         let new = allocate(bytes);
         if !new.is_null() {
@@ -298,12 +351,16 @@ pub fn pvalloc(bytes: usize) -> *mut u8 {
     }
 }
 
-/// `malloc_usable_size`: bytes usable in `mem`; 0 for NULL or a chunk that is not in use.
+/// `malloc_usable_size`: bytes usable in `mem`; 0 for NULL, a chunk that is not in use, or
+/// a pointer that is none of ours.
 ///
 /// # Safety
 /// `mem` must be NULL or a block of this allocator.
 pub unsafe fn malloc_usable_size(mem: *mut u8) -> usize {
-    if mem.is_null() {
+    if mem.is_null()
+        || !crate::chunk::aligned(mem as usize)
+        || registry::place(mem as usize).is_none()
+    {
         return 0;
     }
     let p = Chunk::from_mem(mem);

@@ -10,9 +10,12 @@ use crate::chunk::{aligned, Chunk, ALIGN_MASK, HEADER, MIN_CHUNK, PREV_INUSE, SI
 use crate::lock::Mutex;
 use crate::mmapped;
 use crate::options::{self, PARAMS};
+use crate::starts;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use core::sync::atomic::{
+    AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 /// Freeing a chunk at least this large merges the fast bins and considers trimming.
 const CONSOLIDATION_THRESHOLD: usize = 64 * 1024;
@@ -101,6 +104,7 @@ impl State {
                 victim.set_head(nb | PREV_INUSE);
                 remainder.set_head(rest | PREV_INUSE);
                 remainder.set_foot(rest);
+                starts::set(remainder);
                 Some(remainder)
             }
         }
@@ -137,7 +141,7 @@ impl State {
                 let victim = bin.bk();
                 if victim != bin {
                     let bck = victim.bk();
-                    if bck.fd() != victim {
+                    if !self.bins.link_ok(bck) || bck.fd() != victim {
                         corruption(Corruption::SmallBinLinks);
                     }
                     victim.set_inuse_at(nb);
@@ -194,15 +198,34 @@ impl State {
         // revealed and checked before it is followed.
         unsafe {
             let next = reveal(victim.fd_slot(), victim.fd().0);
-            if !aligned(next) {
+            if !aligned(next) || (next != 0 && !self.bins.link_ok(Chunk(next))) {
                 corruption(Corruption::FastBinUnaligned);
             }
             if fast_index(victim.size()) != index {
                 corruption(Corruption::FastBinWrongSize);
             }
             self.bins.fast[index] = next;
+            victim.set_bk(Chunk::NULL);
         }
         Some(victim)
+    }
+
+    /// Whether chunk `p` is in fast bin `index` (its key said it might be: a double free).
+    #[cold]
+    #[inline(never)]
+    unsafe fn in_fast_bin(&self, index: usize, p: Chunk) -> bool {
+        let mut c = self.bins.fast[index];
+        while c != 0 {
+            if c == p.0 {
+                return true;
+            }
+            if !aligned(c) || !self.bins.link_ok(Chunk(c)) {
+                corruption(Corruption::FastBinUnaligned);
+            }
+            // SAFETY: fast-bin members are chunks of this arena; links are revealed first.
+            c = unsafe { reveal(Chunk(c).fd_slot(), Chunk(c).fd().0) };
+        }
+        false
     }
 
     /// Empties the unsorted bin into the regular bins, returning an exact fit for `nb` as
@@ -210,6 +233,12 @@ impl State {
     unsafe fn sort_unsorted(&mut self, nb: usize) -> Option<Chunk> {
         let unsorted = self.bins.bin(UNSORTED);
         let mut iterations = 0;
+        // glibc bounds the sorting by tcache_unsorted_limit once a cached chunk could serve;
+        // here, where refills happen after the search, it bounds each search.
+        let limit = match PARAMS.unsorted_limit.load(Relaxed) {
+            0 => MAX_UNSORTED_ITERATIONS,
+            n => n.min(MAX_UNSORTED_ITERATIONS),
+        };
         // SAFETY: unsorted members are free chunks of this arena; each is checked against its
         // neighbours before it is relinked.
         unsafe {
@@ -231,7 +260,7 @@ impl State {
                     corruption(Corruption::UnsortedPrevSize);
                 }
                 let bck = victim.bk();
-                if bck.fd() != victim || victim.fd() != unsorted {
+                if !self.bins.link_ok(bck) || bck.fd() != victim || victim.fd() != unsorted {
                     corruption(Corruption::UnsortedLinks);
                 }
                 if next.prev_inuse() {
@@ -254,6 +283,7 @@ impl State {
                     victim.set_head(nb | PREV_INUSE);
                     remainder.set_head(rest | PREV_INUSE);
                     remainder.set_foot(rest);
+                    starts::set(remainder);
                     return Some(victim);
                 }
                 unsorted.set_bk(bck);
@@ -264,7 +294,7 @@ impl State {
                 }
                 self.bins.place(victim, size);
                 iterations += 1;
-                if iterations >= MAX_UNSORTED_ITERATIONS {
+                if iterations >= limit {
                     return None;
                 }
             }
@@ -286,6 +316,9 @@ impl State {
                     let mut victim = bin.bk();
                     while victim.size() < nb {
                         victim = victim.bk();
+                        if !self.bins.link_ok(victim) {
+                            corruption(Corruption::DoubleLinkedList);
+                        }
                     }
                     let size = victim.size();
                     self.bins.unlink(victim);
@@ -325,6 +358,7 @@ impl State {
             rest.set_head((size - nb) | PREV_INUSE);
             victim.set_size_keep_flags(nb);
             self.top = rest;
+            starts::set(rest);
         }
         self.last_was_fresh = victim.0 >= self.fresh;
         if self.fresh < rest_start(victim, nb) {
@@ -381,9 +415,11 @@ impl State {
                 }
                 let index = fast_index(size);
                 let old = self.bins.fast[index];
-                if old == p.0 {
+                let key = crate::tcache::fast_key();
+                if old == p.0 || (p.bk().0 == key && self.in_fast_bin(index, p)) {
                     corruption(Corruption::DoubleFreeFastTop);
                 }
+                p.set_bk(Chunk(key));
                 p.set_fd(Chunk(protect(p.fd_slot(), old)));
                 self.bins.fast[index] = p.0;
                 self.have_fast = true;
@@ -410,7 +446,8 @@ impl State {
         // SAFETY: `p` was checked by `free`; neighbours are checked before use.
         unsafe {
             let next = p.plus(size);
-            if p == self.top {
+            // Freeing top, or a chunk that already went back into it.
+            if p.0 >= self.top.0 && p.0 < self.top.0 + self.top_size() {
                 corruption(Corruption::DoubleFreeTop);
             }
             if p.0 < self.top.0 && next.0 > self.top.0 {
@@ -426,6 +463,7 @@ impl State {
             if !p.prev_inuse() {
                 let prev_size = p.prev_size();
                 size += prev_size;
+                starts::clear(p);
                 p = p.minus(prev_size);
                 if p.size() != prev_size {
                     corruption(Corruption::PrevSizeWhileConsolidating);
@@ -452,6 +490,7 @@ impl State {
                 size += next_size;
                 p.set_head(size | PREV_INUSE);
                 self.top = p;
+                starts::clear(next);
                 // Memory below the old top was handed out, so it is not zero any more.
                 self.fresh = self.fresh.max(next.0);
                 return;
@@ -459,6 +498,7 @@ impl State {
             if !next.in_use() {
                 self.bins.unlink(next);
                 size += next_size;
+                starts::clear(next);
             } else {
                 p.clear_inuse_at(size);
             }
@@ -481,10 +521,11 @@ impl State {
                 // SAFETY: fast-bin members are chunks of this arena; links are revealed and
                 // checked, sizes checked against the bin.
                 unsafe {
-                    if !aligned(p.0) {
+                    if !aligned(p.0) || !self.bins.link_ok(p) {
                         corruption(Corruption::FastBinUnaligned);
                     }
                     head = reveal(p.fd_slot(), p.fd().0);
+                    p.set_bk(Chunk::NULL);
                     let mut size = p.size();
                     if fast_index(size) != index {
                         corruption(Corruption::ConsolidateInvalidSize);
@@ -494,6 +535,7 @@ impl State {
                     if !p.prev_inuse() {
                         let prev_size = p.prev_size();
                         size += prev_size;
+                        starts::clear(p);
                         p = p.minus(prev_size);
                         if p.size() != prev_size {
                             corruption(Corruption::PrevSizeWhileConsolidating);
@@ -530,16 +572,20 @@ impl State {
                 rest.set_head((old_size + next_size - nb) | PREV_INUSE);
                 old.set_size_keep_flags(nb);
                 self.top = rest;
+                starts::clear(next);
+                starts::set(rest);
                 // The grown block will be written up to the new top.
                 self.fresh = self.fresh.max(rest.0);
                 return Some(old);
             } else if next != self.top && !next.in_use() && old_size + next_size >= nb {
                 self.bins.unlink(next);
+                starts::clear(next);
                 (old, old_size + next_size)
             } else {
                 let moved = self.malloc(nb)?;
                 if moved == next {
                     // malloc handed out our own free successor: grow into it instead.
+                    starts::clear(next);
                     (old, old_size + moved.size())
                 } else {
                     core::ptr::copy_nonoverlapping(old.mem(), moved.mem(), old_size - SIZE_SZ);
@@ -564,6 +610,7 @@ impl State {
                 let rest = c.plus(nb);
                 c.set_size_keep_flags(nb);
                 rest.set_head((size - nb) | PREV_INUSE);
+                starts::set(rest);
                 rest.set_inuse_at(size - nb);
                 self.free(rest);
             }
@@ -593,10 +640,12 @@ impl State {
                 if p.is_mmapped() {
                     start.set_prev_size(p.prev_size() + lead);
                     start.set_head(size | crate::chunk::IS_MMAPPED);
+                    mmapped::rename(p, start);
                     return Some(start);
                 }
                 start.set_head(size | PREV_INUSE | self.flags);
                 start.set_inuse_at(size);
+                starts::set(start);
                 p.set_size_keep_flags(lead);
                 self.free(p);
                 p = start;
@@ -616,6 +665,15 @@ impl State {
 #[inline]
 fn rest_start(c: Chunk, nb: usize) -> usize {
     c.0 + nb
+}
+
+/// Set once the main arena, the options and the process-wide hooks are set up.
+static GLOBAL_READY: AtomicBool = AtomicBool::new(false);
+
+/// Whether the process-wide set-up is done (a new thread then need not touch the main
+/// arena's lock, which in a fork child may belong to a frame that never resumes).
+pub fn global_ready() -> bool {
+    GLOBAL_READY.load(Acquire)
 }
 
 /// An arena: its state behind its lock, and a lock-free list where other threads leave
@@ -688,6 +746,7 @@ impl Arena {
             options::load_environment();
             crate::tcache::global_init();
             crate::fork::arm();
+            GLOBAL_READY.store(true, Release);
         }
     }
 
@@ -734,6 +793,12 @@ impl Arena {
     /// fork, in the child.
     pub fn reset_after_fork(&self) {
         self.lock.reset_after_fork();
+    }
+
+    /// Whether the lock is held (in a fork child after `reset_after_fork`: by the frame the
+    /// signal that called fork interrupted).
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_locked()
     }
 }
 

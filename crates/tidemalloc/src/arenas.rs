@@ -215,10 +215,12 @@ pub fn lock_all_for_fork() {
     for a in all() {
         a.lock_for_fork();
     }
+    crate::registry::MAPPED.lock_for_fork();
 }
 
 /// fork, in the parent: releases what `lock_all_for_fork` took.
 pub fn unlock_all_after_fork() {
+    crate::registry::MAPPED.unlock_after_fork();
     for a in all() {
         a.unlock_after_fork();
     }
@@ -228,11 +230,14 @@ pub fn unlock_all_after_fork() {
 /// fork, in the child: only this thread exists. Locks are reset, not unlocked; every arena
 /// but this thread's goes to the free list with no threads attached.
 pub fn reset_all_in_child(mine: usize) {
+    crate::registry::MAPPED.reset_after_fork();
     FREE_LIST.store(0, Relaxed);
     for a in all() {
         a.reset_after_fork();
         let addr = a as *const Arena as usize;
-        if addr == mine {
+        if addr == mine || a.is_locked() {
+            // This thread's arena, or one whose lock stays with the interrupted frame of a
+            // fork from a signal handler: not for new threads.
             a.attached.store(1, Relaxed);
         } else {
             a.attached.store(0, Relaxed);

@@ -3,7 +3,7 @@
 //! ranges kept sorted largest first (bins 64..=126), and a bitmap of possibly non-empty bins.
 
 use crate::check::{corruption, Corruption};
-use crate::chunk::{Chunk, ALIGNMENT, HEADER, MIN_CHUNK, SIZE_SZ};
+use crate::chunk::{aligned as aligned_chunk, Chunk, ALIGNMENT, HEADER, MIN_CHUNK, SIZE_SZ};
 
 /// Number of regular bins, bin 0 unused.
 pub const NBINS: usize = 128;
@@ -152,6 +152,20 @@ impl Bins {
         }
     }
 
+    /// Whether a link read from a chunk may be followed: it names one of these bin headers
+    /// or a chunk inside one of the allocator's segments. A link overwritten by a use after
+    /// free fails this and is reported instead of being followed into unmapped memory.
+    #[inline]
+    pub fn link_ok(&self, c: Chunk) -> bool {
+        if !crate::check::HARDENED {
+            return true;
+        }
+        let links = self.links.as_ptr() as usize;
+        let headers = links.wrapping_sub(HEADER)..links + core::mem::size_of_val(&self.links);
+        (headers.contains(&c.0) && (c.0 - headers.start).is_multiple_of(2 * SIZE_SZ))
+            || (aligned_chunk(c.0) && crate::registry::place(c.mem() as usize).is_some())
+    }
+
     /// Whether bin `i` holds no chunk.
     ///
     /// # Safety
@@ -173,7 +187,7 @@ impl Bins {
         // SAFETY: the caller guarantees `p` is ours and free; list members are live chunks.
         unsafe {
             let first = head.fd();
-            if first.bk() != head {
+            if !self.link_ok(first) || first.bk() != head {
                 corruption(on_corruption);
             }
             p.set_fd(first);
@@ -198,10 +212,13 @@ impl Bins {
             if !is_small(size) {
                 while fwd != head && fwd.size() > size {
                     fwd = fwd.fd();
+                    if !self.link_ok(fwd) {
+                        corruption(Corruption::LargeBinLinks);
+                    }
                 }
             }
             let bck = fwd.bk();
-            if bck.fd() != fwd {
+            if !self.link_ok(bck) || bck.fd() != fwd {
                 corruption(Corruption::LargeBinLinks);
             }
             p.set_fd(fwd);
@@ -226,7 +243,7 @@ impl Bins {
             }
             let fd = p.fd();
             let bk = p.bk();
-            if fd.bk() != p || bk.fd() != p {
+            if !self.link_ok(fd) || !self.link_ok(bk) || fd.bk() != p || bk.fd() != p {
                 corruption(Corruption::DoubleLinkedList);
             }
             fd.set_bk(bk);
@@ -308,6 +325,8 @@ mod tests {
         // Three free chunks of different sizes in one large bin come out largest first.
         let mut memory = vec![0usize; 3 * 1024];
         let base = memory.as_mut_ptr() as usize;
+        // Links are followed only into memory the allocator knows as its own.
+        crate::registry::add_main_segment(base, base + memory.len() * SIZE_SZ);
         let sizes = [1040usize, 1024, 1072];
         let chunks: Vec<Chunk> = (0..3).map(|k| Chunk(base + k * 8192)).collect();
         for (c, s) in chunks.iter().zip(sizes) {

@@ -119,16 +119,51 @@ impl Corruption {
     }
 }
 
+/// Whether the checks that cost on every call are built in (see the `unchecked` feature).
+pub const HARDENED: bool = !cfg!(feature = "unchecked");
+
+/// A call caught with a bad pointer before it changed anything: reported and, as
+/// M_CHECK_ACTION says, the process aborted (bit 1, set by default) or the call ignored
+/// (the caller then does nothing). Bits 0 and 2 ask for the message.
+#[cold]
+#[inline(never)]
+pub fn reject(kind: Corruption, at: usize) {
+    let action = crate::options::PARAMS
+        .check_action
+        .load(core::sync::atomic::Ordering::Relaxed);
+    let aborting = action & 2 != 0;
+    if action & 5 != 0 {
+        // glibc's own line when the process ends here; the address when it goes on.
+        report(kind, (!aborting).then_some(at));
+    }
+    if aborting {
+        os::abort();
+    }
+}
+
+fn report(kind: Corruption, at: Option<usize>) {
+    let mut line = [0u8; 128];
+    let msg = kind.message().as_bytes();
+    let mut n = msg.len().min(96);
+    line[..n].copy_from_slice(&msg[..n]);
+    if let Some(addr) = at {
+        line[n..n + 4].copy_from_slice(b": 0x");
+        n += 4;
+        let digits = (usize::BITS - addr.leading_zeros()).div_ceil(4).max(1) as usize;
+        for i in (0..digits).rev() {
+            line[n] = b"0123456789abcdef"[(addr >> (4 * i)) & 0xf];
+            n += 1;
+        }
+    }
+    line[n] = b'\n';
+    os::write_all(2, &line[..=n]);
+}
+
 /// Reports `kind` on stderr and aborts. Reached only when the heap is already inconsistent,
 /// so it touches nothing but fd 2.
 #[cold]
 #[inline(never)]
 pub fn corruption(kind: Corruption) -> ! {
-    let msg = kind.message().as_bytes();
-    let mut line = [0u8; 96];
-    let n = msg.len().min(line.len() - 1);
-    line[..n].copy_from_slice(&msg[..n]);
-    line[n] = b'\n';
-    os::write_all(2, &line[..=n]);
+    report(kind, None);
     os::abort()
 }

@@ -9,7 +9,9 @@ use crate::arenas;
 use crate::chunk::{Chunk, ALIGNMENT, ALIGN_MASK, MIN_CHUNK, NON_MAIN_ARENA, PREV_INUSE};
 use crate::options::PARAMS;
 use crate::os;
+use crate::registry;
 use crate::segment::{Kind, Segment, FENCEPOST, SEGMENT_HEADER};
+use crate::starts;
 use core::sync::atomic::Ordering::Relaxed;
 
 /// Size and alignment of a heap: twice the largest dynamic mmap threshold, as in glibc.
@@ -28,6 +30,10 @@ fn reserve(size: usize) -> Option<(usize, usize)> {
         unsafe { os::unmap(start, HEAP_MAX) };
         return None;
     }
+    // The header is written before any chunk of the heap is handed out, so the mark is
+    // seen together with it.
+    registry::mark_heap(start, true);
+    crate::starts::cover(start, start + HEAP_MAX);
     Some((start, start + size))
 }
 
@@ -162,9 +168,11 @@ impl State {
             let top_end = prev.first + ((prev.end - prev.first) & !ALIGN_MASK);
             let mut top = Chunk(top_end - 2 * FENCEPOST);
             debug_assert_eq!(top.size(), FENCEPOST);
+            starts::clear(top.plus(FENCEPOST));
             if !top.prev_inuse() {
                 let before = top.minus(top.prev_size());
                 self.bins.unlink(before);
+                starts::clear(top);
                 top = before;
             }
             top.set_head((top_end - top.0) | PREV_INUSE);
@@ -173,6 +181,8 @@ impl State {
             self.top = top;
             self.fresh = top_end;
             self.last_remainder = Chunk::NULL;
+            registry::mark_heap(header, false);
+            starts::wipe(header);
             os::unmap(header, HEAP_MAX);
         }
     }

@@ -2,21 +2,27 @@
 
 use crate::os;
 use core::hint::spin_loop;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+/// The lock word: 0 when free; else the holder's thread number shifted left by one, with
+/// bit 0 set once a thread may be sleeping on it. Taking the lock and naming its holder is
+/// one compare-and-swap, so a signal handler can always tell whether its own thread holds
+/// the lock, even if the signal arrived right after the lock was taken.
 const UNLOCKED: u32 = 0;
-const LOCKED: u32 = 1;
-const CONTENDED: u32 = 2;
+const WAITERS: u32 = 1;
 
 /// Spins this many times before sleeping: arena critical sections are short.
 const SPINS: u32 = 100;
 
-/// A mutual-exclusion lock on one futex word, remembering its holder so that fork handlers
-/// and signal handlers can tell "held by this very thread" from "held by another".
+/// A mutual-exclusion lock on one futex word that knows its holder.
 pub struct Mutex {
     state: AtomicU32,
-    owner: AtomicUsize,
     held_at_fork: AtomicBool,
+}
+
+#[inline]
+fn me() -> u32 {
+    crate::tcache::thread_number() << 1
 }
 
 impl Mutex {
@@ -24,7 +30,6 @@ impl Mutex {
     pub const fn new() -> Self {
         Mutex {
             state: AtomicU32::new(UNLOCKED),
-            owner: AtomicUsize::new(0),
             held_at_fork: AtomicBool::new(false),
         }
     }
@@ -32,60 +37,78 @@ impl Mutex {
     /// Takes the lock, sleeping while another thread holds it.
     #[inline]
     pub fn lock(&self) {
+        let me = me();
         if self
             .state
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(UNLOCKED, me, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            self.lock_contended();
+            self.lock_contended(me);
         }
-        self.owner.store(crate::tls::thread_id(), Ordering::Relaxed);
     }
 
     /// Takes the lock if it is free right now.
     #[inline]
     pub fn try_lock(&self) -> bool {
-        let taken = self
-            .state
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok();
-        if taken {
-            self.owner.store(crate::tls::thread_id(), Ordering::Relaxed);
-        }
-        taken
+        self.state
+            .compare_exchange(UNLOCKED, me(), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Whether the calling thread holds the lock (for instance, a signal arrived while it
     /// was inside malloc).
     #[inline]
     pub fn held_by_me(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & !WAITERS == me()
+    }
+
+    /// Whether anyone holds the lock.
+    pub fn is_locked(&self) -> bool {
         self.state.load(Ordering::Relaxed) != UNLOCKED
-            && self.owner.load(Ordering::Relaxed) == crate::tls::thread_id()
     }
 
     #[cold]
-    fn lock_contended(&self) {
+    fn lock_contended(&self, me: u32) {
         for _ in 0..SPINS {
             spin_loop();
             if self.state.load(Ordering::Relaxed) == UNLOCKED
                 && self
                     .state
-                    .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange(UNLOCKED, me, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
                 return;
             }
         }
-        while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-            os::futex_wait(&self.state, CONTENDED);
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            if s == UNLOCKED {
+                // Others may still sleep: keep the mark so that our unlock wakes one.
+                if self
+                    .state
+                    .compare_exchange(UNLOCKED, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return;
+                }
+                continue;
+            }
+            if s & WAITERS == 0
+                && self
+                    .state
+                    .compare_exchange(s, s | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            os::futex_wait(&self.state, s | WAITERS);
         }
     }
 
     /// Releases the lock.
     #[inline]
     pub fn unlock(&self) {
-        self.owner.store(0, Ordering::Relaxed);
-        if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
+        if self.state.swap(UNLOCKED, Ordering::Release) & WAITERS != 0 {
             os::futex_wake_one(&self.state);
         }
     }
@@ -119,7 +142,6 @@ impl Mutex {
     /// Makes the lock free again without waking anyone: for a fork child, where the threads
     /// that held or waited on it do not exist.
     pub fn reset(&self) {
-        self.owner.store(0, Ordering::Relaxed);
         self.state.store(UNLOCKED, Ordering::Relaxed);
     }
 }
@@ -170,7 +192,7 @@ mod tests {
         let other = std::thread::scope(|s| s.spawn(|| m.held_by_me()).join().unwrap());
         assert!(!other, "another thread does not hold it");
         m.reset();
-        assert_eq!(m.state.load(Ordering::Relaxed), UNLOCKED);
+        assert!(!m.is_locked());
         m.lock();
         m.unlock();
     }

@@ -8,6 +8,7 @@ use crate::check::{corruption, Corruption};
 use crate::chunk::{Chunk, IS_MMAPPED, SIZE_SZ};
 use crate::options::{MMAP_THRESHOLD_MAX, PARAMS};
 use crate::os;
+use crate::registry::MAPPED;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Live mmapped chunks.
@@ -41,6 +42,11 @@ pub fn map(nb: usize) -> Option<Chunk> {
         c.set_prev_size(0);
         c.set_head(size | IS_MMAPPED);
     }
+    if !MAPPED.insert(c) {
+        // SAFETY: the mapping was just made and is unused.
+        unsafe { os::unmap(addr, size) };
+        return None;
+    }
     account(size);
     Some(c)
 }
@@ -58,6 +64,12 @@ unsafe fn mapping(p: Chunk, on_error: Corruption) -> (usize, usize) {
         corruption(on_error);
     }
     (start, len)
+}
+
+/// A chunk that memalign moved `lead` bytes up its mapping is now named `moved`.
+pub fn rename(old: Chunk, moved: Chunk) {
+    MAPPED.remove(old);
+    MAPPED.insert(moved);
 }
 
 /// Unmaps chunk `p` and moves the dynamic threshold as glibc does: a freed mmapped chunk
@@ -78,6 +90,7 @@ pub unsafe fn free(p: Chunk) {
         PARAMS.mmap_threshold.store(size, Relaxed);
         PARAMS.trim_threshold.store(2 * size, Relaxed);
     }
+    MAPPED.remove(p);
     COUNT.fetch_sub(1, Relaxed);
     BYTES.fetch_sub(len, Relaxed);
     // SAFETY: the chunk's whole mapping is ours and dead.
@@ -105,6 +118,11 @@ pub unsafe fn remap(p: Chunk, nb: usize) -> Option<Chunk> {
     let c = Chunk(moved + offset);
     // SAFETY: the remapped range holds the chunk's header at the same offset.
     unsafe { c.set_head((new_len - offset) | IS_MMAPPED) };
+    if c != p {
+        MAPPED.remove(p);
+        // The slot `p` freed makes room: this cannot fail for want of space.
+        MAPPED.insert(c);
+    }
     BYTES.fetch_sub(len, Relaxed);
     let bytes = BYTES.fetch_add(new_len, Relaxed) + new_len;
     MAX_BYTES.fetch_max(bytes, Relaxed);

@@ -80,7 +80,9 @@ impl State {
         // SAFETY: the newest segment's header is live.
         let seg = unsafe { Segment::at(self.segments) };
         let added = new_end - seg.end;
+        crate::starts::cover(seg.end, new_end);
         seg.end = new_end;
+        crate::registry::set_main_end(seg.first, new_end);
         self.system_mem += added;
         self.max_system_mem = self.max_system_mem.max(self.system_mem);
         let top = self.top;
@@ -96,6 +98,8 @@ impl State {
         let first = header + SEGMENT_HEADER;
         // SAFETY: the memory is fresh and at least a page long.
         unsafe { Segment::create(header, first, end, kind, self.arena, self.segments) };
+        crate::starts::cover(first, end);
+        crate::registry::add_main_segment(first, end);
         self.system_mem += end - start;
         // SAFETY: as above.
         unsafe { self.start_segment(header, first, end) };
@@ -110,6 +114,7 @@ impl State {
         self.segments = header;
         self.max_system_mem = self.max_system_mem.max(self.system_mem);
         let new_top = Chunk(first);
+        crate::starts::set(new_top);
         // SAFETY: the new top lies inside the new segment.
         unsafe { new_top.set_head(((end - new_top.0) & !ALIGN_MASK) | PREV_INUSE) };
         let old_top = core::mem::replace(&mut self.top, new_top);
@@ -127,6 +132,8 @@ impl State {
             let keep = old_top.size() - 2 * FENCEPOST;
             old_top.set_size_keep_flags(keep);
             old_top.plus(keep).set_head(FENCEPOST | PREV_INUSE);
+            crate::starts::set(old_top.plus(keep));
+            crate::starts::set(old_top.plus(keep + FENCEPOST));
             old_top
                 .plus(keep + FENCEPOST)
                 .set_head(FENCEPOST | PREV_INUSE);
@@ -167,6 +174,7 @@ impl State {
             return false;
         }
         seg.end = now;
+        crate::registry::set_main_end(seg.first, now);
         self.system_mem -= released;
         // SAFETY: top shrinks to what is still below the break.
         unsafe { self.top.set_head((top_size - released) | PREV_INUSE) };

@@ -64,6 +64,9 @@ pub struct Params {
     pub tcache_count: AtomicUsize,
     /// Largest request served from the thread cache (`glibc.malloc.tcache_max`).
     pub tcache_max: AtomicUsize,
+    /// Unsorted chunks one allocation sorts at most, 0 for no bound
+    /// (`glibc.malloc.tcache_unsorted_limit`).
+    pub unsorted_limit: AtomicUsize,
 }
 
 /// The tunables, with glibc's defaults.
@@ -80,6 +83,7 @@ pub static PARAMS: Params = Params {
     check_action: AtomicUsize::new(3),
     tcache_count: AtomicUsize::new(crate::tcache::DEFAULT_COUNT),
     tcache_max: AtomicUsize::new(crate::tcache::DEFAULT_MAX_BYTES),
+    unsorted_limit: AtomicUsize::new(0),
 };
 
 /// The chunk-size limit for a M_MXFAST request size (0 turns fast bins off).
@@ -176,6 +180,7 @@ fn set_tunable(name: &[u8], value: usize) {
             p.tcache_max.store(value, Relaxed)
         }
         b"tcache_count" if value <= u16::MAX as usize => p.tcache_count.store(value, Relaxed),
+        b"tcache_unsorted_limit" => p.unsorted_limit.store(value, Relaxed),
         b"mxfast" if value <= MAX_FAST_LIMIT => p.max_fast.store(fast_limit(value), Relaxed),
         _ => {}
     }
@@ -224,6 +229,9 @@ pub fn load_environment() {
     if let Some(v) = read(b"MALLOC_ARENA_TEST\0").filter(|&v| v > 0) {
         p.arena_test.store(v, Relaxed);
     }
+    if let Some(v) = read(b"MALLOC_CHECK_\0").filter(|&v| v <= 7) {
+        p.check_action.store(v, Relaxed);
+    }
     if let Some(v) = read(b"MALLOC_PERTURB_\0") {
         p.perturb.store(v & 0xff, Relaxed);
     }
@@ -259,7 +267,10 @@ mod tests {
         load_tunables(b"glibc.malloc.tcache_count=16:glibc.malloc.tcache_max=0x100");
         assert_eq!(PARAMS.tcache_count.load(Relaxed), 16);
         assert_eq!(PARAMS.tcache_max.load(Relaxed), 256);
+        load_tunables(b"glibc.malloc.tcache_unsorted_limit=12");
+        assert_eq!(PARAMS.unsorted_limit.load(Relaxed), 12);
         load_tunables(b"glibc.malloc.tcache_max=1032:glibc.malloc.tcache_count=64");
+        load_tunables(b"glibc.malloc.tcache_unsorted_limit=0");
     }
 
     #[test]

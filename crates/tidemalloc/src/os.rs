@@ -276,3 +276,13 @@ pub fn pid() -> i32 {
     // SAFETY: getpid has no preconditions.
     unsafe { libc::getpid() }
 }
+
+/// An untouched read-write mapping of `len` bytes that reserves no swap: its pages cost
+/// nothing until written (used for the chunk-start bitmaps).
+pub fn map_unreserved(len: usize) -> Option<usize> {
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    let prot = libc::PROT_READ | libc::PROT_WRITE;
+    // SAFETY: an anonymous mapping with a null hint touches no existing memory.
+    let p = unsafe { libc::mmap(ptr::null_mut(), len, prot, flags, -1, 0) };
+    (p != libc::MAP_FAILED).then_some(p as usize)
+}

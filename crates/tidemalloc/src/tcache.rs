@@ -11,10 +11,11 @@
 use crate::arena::{Arena, Guard, State};
 use crate::arenas;
 use crate::bins::{protect, reveal};
-use crate::check::{corruption, Corruption};
+use crate::check::{self, corruption, Corruption};
 use crate::chunk::{aligned, request_to_size, Chunk, ALIGNMENT, MIN_CHUNK, SIZE_SZ};
 use crate::options::PARAMS;
 use crate::os;
+use crate::registry;
 use crate::tls;
 use crate::MAIN;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
@@ -39,6 +40,14 @@ const DONE: u8 = 2;
 
 /// Marks a cached chunk in its second word, so that a double free is spotted cheaply.
 static KEY: AtomicUsize = AtomicUsize::new(0);
+/// Told apart from `KEY` by one bit: the mark of a chunk in an arena's fast bin.
+const FAST_TAG: usize = 1 << 62;
+
+/// The mark of a chunk in a fast bin.
+#[inline]
+pub fn fast_key() -> usize {
+    KEY.load(Relaxed) ^ FAST_TAG
+}
 /// The pthread key whose destructor flushes a thread's cache at exit (`u32::MAX` until made).
 static EXIT_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
 
@@ -57,11 +66,37 @@ pub struct Tcache {
     /// does not end up writing next to another thread's objects (Hoard's cache-scratch).
     foreign: usize,
     foreign_count: usize,
+    /// This thread's number for lock words (0 until first needed).
+    number: u32,
 }
 
 #[inline(always)]
 fn index(size: usize) -> usize {
     (size - MIN_CHUNK) / ALIGNMENT
+}
+
+/// Hands out thread numbers; they are 31 bits wide and never 0.
+static NEXT_NUMBER: AtomicU32 = AtomicU32::new(1);
+
+/// The calling thread's number (see `lock.rs`), handed out at its first lock.
+#[inline]
+pub fn thread_number() -> u32 {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    if tc.number == 0 {
+        tc.number = next_number();
+    }
+    tc.number
+}
+
+#[cold]
+fn next_number() -> u32 {
+    loop {
+        let n = NEXT_NUMBER.fetch_add(1, Relaxed) & 0x7fff_ffff;
+        if n != 0 {
+            return n;
+        }
+    }
 }
 
 /// Process-wide set-up done once, by the first thread: the double-free key and the
@@ -91,7 +126,7 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
     // SAFETY: cached entries are chunks this thread freed; their first two words are ours.
     unsafe {
         let next = reveal(entry, *(entry as *const usize));
-        if !aligned(next) {
+        if !aligned(next) || (check::HARDENED && next != 0 && registry::place(next).is_none()) {
             corruption(Corruption::TcacheUnaligned);
         }
         *head = next;
@@ -116,9 +151,17 @@ pub unsafe fn push(p: Chunk, size: usize) -> bool {
     }
     let entry = p.mem() as usize;
     let key = KEY.load(Relaxed);
-    // SAFETY: the chunk is being freed by its owner, so its user words are ours to read.
-    if unsafe { *((entry + SIZE_SZ) as *const usize) } == key {
-        return push_after_key_match(tc, index(size), entry, key);
+    // SAFETY: the chunk is being freed by its owner, so its user words are ours to read;
+    // its successor's header lies inside the segment (checked by the caller).
+    unsafe {
+        let mark = *((entry + SIZE_SZ) as *const usize);
+        if (mark ^ key) & !FAST_TAG == 0 {
+            return mark == key && push_after_key_match(tc, index(size), entry, key);
+        }
+        // Already free in its arena (or merged into top): the arena path reports it.
+        if !p.in_use() {
+            return false;
+        }
     }
     // SAFETY: `size <= max_chunk <= MAX_CHUNK`, so the index is in range; the entry is ours.
     unsafe { link(tc, index(size), entry, key) }
@@ -184,7 +227,9 @@ fn current() -> &'static mut Tcache {
 #[cold]
 fn setup(tc: &mut Tcache) {
     // The first allocation of the process initialises the main arena and the globals.
-    drop(MAIN.lock());
+    if !crate::arena::global_ready() {
+        drop(MAIN.lock());
+    }
     tc.state = ACTIVE;
     tc.arena = arenas::attach() as *const Arena as usize;
     let count = PARAMS.tcache_count.load(Relaxed).min(u16::MAX as usize);
@@ -271,8 +316,15 @@ pub unsafe fn free_slow(p: Chunk, size: usize) {
         // SAFETY: forwarded.
         if unsafe { arenas::owner_addr(p) } != tc.arena {
             let entry = p.mem() as usize;
-            // SAFETY: the chunk is being freed; its first word is ours.
-            unsafe { *(entry as *mut usize) = tc.foreign };
+            let key = KEY.load(Relaxed);
+            // SAFETY: the chunk is being freed; its first two words are ours.
+            unsafe {
+                if *((entry + SIZE_SZ) as *const usize) == key && in_chain(tc.foreign, entry) {
+                    corruption(Corruption::TcacheDoubleFree);
+                }
+                *((entry + SIZE_SZ) as *mut usize) = key;
+                *(entry as *mut usize) = tc.foreign;
+            }
             tc.foreign = entry;
             tc.foreign_count += 1;
             if tc.foreign_count >= FOREIGN_BATCH {
@@ -395,6 +447,19 @@ fn flush(tc: &mut Tcache, i: usize, n: usize) {
     runs.finish();
 }
 
+/// Whether `entry` is in the plainly linked chain from `head`.
+#[cold]
+fn in_chain(mut e: usize, entry: usize) -> bool {
+    while e != 0 {
+        if e == entry {
+            return true;
+        }
+        // SAFETY: chain members are chunks this thread freed.
+        e = unsafe { *(e as *const usize) };
+    }
+    false
+}
+
 /// Hands the foreign chunks back to their arenas.
 fn flush_foreign(tc: &mut Tcache) {
     let mut e = core::mem::take(&mut tc.foreign);
@@ -404,6 +469,7 @@ fn flush_foreign(tc: &mut Tcache) {
         // SAFETY: foreign entries are in-use chunks this thread freed, linked plainly.
         unsafe {
             let next = *(e as *const usize);
+            *((e + SIZE_SZ) as *mut usize) = 0;
             runs.add(e);
             e = next;
         }

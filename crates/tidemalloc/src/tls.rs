@@ -35,9 +35,3 @@ pub fn tcache() -> *mut Tcache {
     }
     addr as *mut Tcache
 }
-
-/// A number that identifies the calling thread while it lives (its cache's address).
-#[inline(always)]
-pub fn thread_id() -> usize {
-    tcache() as usize
-}

@@ -8,7 +8,7 @@ use crate::arena::State;
 use crate::bins::{bin_index, fast_index, reveal, NBINS, UNSORTED};
 use crate::chunk::{aligned, Chunk, ALIGNMENT, MIN_CHUNK};
 use crate::segment::{Segments, FENCEPOST};
-use crate::{arenas, tcache};
+use crate::{arenas, starts, tcache};
 
 /// Bounds every list walk, so that a cycle is reported rather than looped on.
 const MAX_LIST: usize = 1 << 26;
@@ -174,6 +174,9 @@ unsafe fn walk(st: &State) -> Result<HeapReport, HeapError> {
             if c.0 + MIN_CHUNK > seg.end {
                 return fail("chunk runs past its segment", c.0);
             }
+            if newest && c == st.top && !starts::is_start(c.0) {
+                return fail("top's start missing from the start map", c.0);
+            }
             if newest && c == st.top {
                 // SAFETY: top is a live chunk.
                 let (size, prev_inuse) = unsafe { (c.size(), c.prev_inuse()) };
@@ -195,6 +198,12 @@ unsafe fn walk(st: &State) -> Result<HeapReport, HeapError> {
             }
             if size < MIN_CHUNK || size % ALIGNMENT != 0 || c.0 + size > seg.end {
                 return fail("impossible chunk size", c.0);
+            }
+            if !starts::is_start(c.0) {
+                return fail("chunk start missing from the start map", c.0);
+            }
+            if let Some(inner) = starts::first_start_inside(c.0, c.0 + size) {
+                return fail("start map marks the inside of a chunk", inner);
             }
             if prev_inuse == prev_free {
                 return fail("prev-in-use bit disagrees with the previous chunk", c.0);

@@ -1,0 +1,142 @@
+/* Heap misuse, one kind per mode (SPEC S6.2): each must end the process with SIGABRT and a
+ * one-line message naming the function and the problem, never with a crash inside the
+ * allocator and never by carrying on with a damaged heap. The program prints "survived"
+ * and exits 0 if nothing stopped it, which the test reports as a miss.
+ * Usage: misuse MODE */
+#include <malloc.h>
+#include <pthread.h>
+#include "observe.h"
+
+/* Keeps the compiler from seeing through the misuse. */
+static void *volatile sink;
+
+static void *must(size_t size)
+{
+    void *p = malloc(size);
+    if (!p)
+        setup_failed("malloc(%zu) returned NULL", size);
+    memset(p, 'A', size);
+    return p;
+}
+
+static void *free_twice(void *p)
+{
+    free(p);
+    free(p);
+    return NULL;
+}
+
+static void double_free(size_t size)
+{
+    char *p = must(size);
+    char *guard = must(16);
+    sink = guard;
+    free(p);
+    free(p);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2)
+        setup_failed("usage: %s MODE", argv[0]);
+    const char *mode = argv[1];
+    if (!strcmp(mode, "double-free-small")) {
+        double_free(40);
+    } else if (!strcmp(mode, "double-free-small-cache-full")) {
+        /* Fill the thread cache for the size first (glibc then sends the block to a fast
+         * bin; tidemalloc makes room by flushing half the list). */
+        enum { N = 300 };
+        char *blocks[N];
+        for (int i = 0; i < N; i++)
+            blocks[i] = must(40);
+        char *victim = must(40);
+        char *guard = must(16);
+        sink = guard;
+        for (int i = 0; i < N; i++)
+            free(blocks[i]);
+        free(victim);
+        free(victim);
+    } else if (!strcmp(mode, "double-free-medium")) {
+        double_free(3000);
+    } else if (!strcmp(mode, "double-free-into-top")) {
+        /* The block merges into top when freed; freeing it again must still be seen. */
+        char *p = must(3000);
+        free(p);
+        free(p);
+    } else if (!strcmp(mode, "double-free-mmapped")) {
+        double_free(1 << 20);
+    } else if (!strcmp(mode, "double-free-after-realloc")) {
+        char *p = must(32);
+        char *guard = must(16);
+        sink = guard;
+        char *q = realloc(p, 5000);
+        if (q == p)
+            setup_failed("realloc did not move the block");
+        sink = q;
+        free(p);
+    } else if (!strcmp(mode, "double-free-other-thread-arena")) {
+        /* Freed twice by a thread that does not own the block's arena. */
+        char *p = must(40);
+        sink = p;
+        pthread_t t;
+        if (pthread_create(&t, NULL, free_twice, p))
+            setup_failed("pthread_create failed");
+        pthread_join(t, NULL);
+    } else if (!strcmp(mode, "interior")) {
+        char *p = must(200);
+        free(p + 64);
+    } else if (!strcmp(mode, "misaligned")) {
+        char *p = must(100);
+        free(p + 1);
+    } else if (!strcmp(mode, "stack")) {
+        char local[64];
+        memset(local, 'A', sizeof local);
+        free(local + 16);
+    } else if (!strcmp(mode, "wild")) {
+        free((void *)(uintptr_t)0x10000010);
+    } else if (!strcmp(mode, "wild-realloc")) {
+        char local[64];
+        sink = realloc(local + 16, 100);
+    } else if (!strcmp(mode, "overflow-into-next-header")) {
+        char *a = must(24);
+        char *b = must(24);
+        char *guard = must(16);
+        sink = guard;
+        memset(a, 'B', 24 + 16); /* runs over b's size field */
+        free(a);
+        free(b);
+    } else if (!strcmp(mode, "corrupted-top")) {
+        /* A size no thread cache holds, so the block is split off top and borders it. */
+        char *a = must(2000);
+        memset(a, 0xff, 2000 + 16); /* runs over the top chunk's size */
+        sink = malloc(5000);
+    } else if (!strcmp(mode, "corrupted-cache-link")) {
+        char *p = must(40);
+        char *guard = must(16);
+        sink = guard;
+        free(p);
+        memset(p, 'C', 8); /* use after free: scribbles over the cache's link */
+        sink = malloc(40);
+        sink = malloc(40);
+    } else if (!strcmp(mode, "corrupted-fast-link")) {
+        /* Run with the thread cache off (GLIBC_TUNABLES=glibc.malloc.tcache_count=0). */
+        char *p = must(40);
+        char *guard = must(16);
+        sink = guard;
+        free(p);
+        memset(p, 'C', 8);
+        sink = malloc(40);
+        sink = malloc(40);
+    } else if (!strcmp(mode, "corrupted-bin-links")) {
+        char *p = must(3000);
+        char *guard = must(16);
+        sink = guard;
+        free(p);
+        memset(p, 'D', 16); /* fd and bk of a free chunk in the unsorted bin */
+        sink = malloc(5000);
+    } else {
+        setup_failed("unknown mode %s", mode);
+    }
+    fact("survived", "1");
+    return 0;
+}

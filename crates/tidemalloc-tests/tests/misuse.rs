@@ -1,0 +1,170 @@
+//! Heap misuse (SPEC S6.2): every kind ends the process with SIGABRT and a one-line message
+//! on stderr that names the function and the problem, in glibc's words where glibc has them.
+//! Nothing may end in a segfault inside the allocator, nor carry on with a damaged heap.
+
+mod common;
+
+use common::CProgram;
+use std::os::unix::process::ExitStatusExt;
+
+/// Runs `misuse MODE` (with `tunables` in GLIBC_TUNABLES if not empty) and insists that it
+/// dies of SIGABRT with exactly one line on stderr, one of `messages`.
+fn aborts(mode: &str, tunables: &str, messages: &[&str]) {
+    let program = CProgram::build("misuse");
+    let mut cmd = program.command(&[mode]);
+    if !tunables.is_empty() {
+        cmd.env("GLIBC_TUNABLES", tunables);
+    }
+    let out = common::run(&mut cmd, common::DEFAULT_TIMEOUT);
+    let what = format!(
+        "misuse {mode}: status {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+        out.status, out.stdout, out.stderr
+    );
+    assert_eq!(out.status.signal(), Some(libc_sigabrt()), "{what}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {what}");
+    assert!(messages.contains(&lines[0]), "unexpected message: {what}");
+}
+
+fn libc_sigabrt() -> i32 {
+    6
+}
+
+const DOUBLE_FREE_TCACHE: &str = "free(): double free detected in tcache 2";
+
+#[test]
+fn double_free_of_a_small_block() {
+    aborts("double-free-small", "", &[DOUBLE_FREE_TCACHE]);
+}
+
+#[test]
+fn double_free_when_the_cache_is_full() {
+    aborts(
+        "double-free-small-cache-full",
+        "",
+        &[DOUBLE_FREE_TCACHE, "double free or corruption (fasttop)"],
+    );
+}
+
+#[test]
+fn double_free_of_a_fast_block_without_cache() {
+    aborts(
+        "double-free-small",
+        "glibc.malloc.tcache_count=0",
+        &["double free or corruption (fasttop)"],
+    );
+}
+
+#[test]
+fn double_free_of_a_medium_block() {
+    aborts(
+        "double-free-medium",
+        "",
+        &["double free or corruption (!prev)"],
+    );
+}
+
+#[test]
+fn double_free_of_a_block_merged_into_top() {
+    aborts(
+        "double-free-into-top",
+        "",
+        &["double free or corruption (top)"],
+    );
+}
+
+#[test]
+fn double_free_of_an_mmapped_block() {
+    aborts("double-free-mmapped", "", &["free(): invalid pointer"]);
+}
+
+#[test]
+fn free_of_a_block_realloc_moved() {
+    aborts(
+        "double-free-after-realloc",
+        "",
+        &[
+            DOUBLE_FREE_TCACHE,
+            "double free or corruption (fasttop)",
+            "double free or corruption (!prev)",
+        ],
+    );
+}
+
+#[test]
+fn double_free_by_a_thread_of_another_arena() {
+    aborts("double-free-other-thread-arena", "", &[DOUBLE_FREE_TCACHE]);
+}
+
+#[test]
+fn free_of_an_interior_pointer() {
+    aborts(
+        "interior",
+        "",
+        &["free(): invalid pointer", "free(): invalid size"],
+    );
+}
+
+#[test]
+fn free_of_a_misaligned_pointer() {
+    aborts("misaligned", "", &["free(): invalid pointer"]);
+}
+
+#[test]
+fn free_of_a_stack_address() {
+    aborts("stack", "", &["free(): invalid pointer"]);
+}
+
+#[test]
+fn free_of_a_wild_address() {
+    aborts("wild", "", &["free(): invalid pointer"]);
+}
+
+#[test]
+fn realloc_of_a_stack_address() {
+    aborts("wild-realloc", "", &["realloc(): invalid pointer"]);
+}
+
+#[test]
+fn overflow_into_the_next_header() {
+    aborts(
+        "overflow-into-next-header",
+        "",
+        &[
+            "free(): invalid pointer",
+            "free(): invalid next size (fast)",
+        ],
+    );
+}
+
+#[test]
+fn corrupted_top_size() {
+    aborts("corrupted-top", "", &["malloc(): corrupted top size"]);
+}
+
+#[test]
+fn corrupted_thread_cache_link() {
+    aborts(
+        "corrupted-cache-link",
+        "",
+        &["malloc(): unaligned tcache chunk detected"],
+    );
+}
+
+#[test]
+fn corrupted_fast_bin_link() {
+    aborts(
+        "corrupted-fast-link",
+        "glibc.malloc.tcache_count=0",
+        &["malloc(): unaligned fastbin chunk detected"],
+    );
+}
+
+#[test]
+fn corrupted_bin_links() {
+    aborts(
+        "corrupted-bin-links",
+        "",
+        &["malloc(): unsorted double linked list corrupted"],
+    );
+}
