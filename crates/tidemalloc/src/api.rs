@@ -7,7 +7,7 @@ use crate::chunk::{
 };
 use crate::options::PARAMS;
 use crate::os;
-use crate::registry::{self, Place};
+use crate::registry;
 use crate::starts;
 use crate::{arenas, check, mmapped, tcache, MAIN};
 use core::sync::atomic::Ordering::Relaxed;
@@ -50,45 +50,59 @@ enum Checked {
 }
 
 /// Checks that `mem` is one of ours before its header is read, and the header against the
-/// memory around it. On failure the error is reported as M_CHECK_ACTION says and `None`
-/// returned (the call is then ignored, where the process goes on at all).
+/// memory around it: a chunk must start at `mem`'s chunk (the start map says so) and the
+/// next one where its size says; otherwise it must be a live mapped chunk. On failure the
+/// error is reported as M_CHECK_ACTION says and `None` returned (the call is then ignored,
+/// where the process goes on at all).
 #[inline(always)]
 fn check_block(mem: *mut u8, invalid_pointer: Corruption) -> Option<Checked> {
     let p = Chunk::from_mem(mem);
-    let place = if !crate::chunk::aligned(p.0) {
-        None
-    } else if check::HARDENED {
-        registry::place(mem as usize)
-    } else {
-        // SAFETY: the unchecked build trusts the caller, as glibc does.
-        match unsafe { p.is_mmapped() } {
-            true => Some(Place::Mapped),
-            false => Some(Place::Arena { end: usize::MAX }),
-        }
-    };
-    let end = match place {
-        Some(Place::Arena { end }) => end,
-        Some(Place::Mapped) => return Some(Checked::Mapped(p)),
-        None => return rejected(invalid_pointer, p),
-    };
-    // SAFETY: `place` found the header inside one of our segments.
-    let (head, size) = unsafe { (p.head(), p.size()) };
-    if head & IS_MMAPPED != 0 || end - p.0 < size {
+    if !crate::chunk::aligned(p.0) {
         return rejected(invalid_pointer, p);
     }
-    // An in-use chunk is always followed by a header (of a chunk, top or a fencepost); only
-    // top reaches its segment's end.
-    if end - p.0 < size.saturating_add(MIN_CHUNK) {
-        return rejected(Corruption::DoubleFreeTop, p);
+    if check::HARDENED && !starts::is_start(p.0) {
+        return mapped_or_rejected(p, invalid_pointer);
+    }
+    // SAFETY: a chunk starts here (the unchecked build takes the caller's word), so its
+    // header is the allocator's memory.
+    let (head, size) = unsafe { (p.head(), p.size()) };
+    if head & IS_MMAPPED != 0 {
+        return match check::HARDENED {
+            true => rejected(invalid_pointer, p),
+            false => Some(Checked::Mapped(p)),
+        };
     }
     if size < MIN_CHUNK || size & ALIGN_MASK != 0 {
         return rejected(Corruption::FreeInvalidSize, p);
     }
-    // A chunk must start here, and the next one where this one's size says.
-    if check::HARDENED && !(starts::is_start(p.0) && starts::is_start(p.0 + size)) {
-        return rejected(invalid_pointer, p);
+    if check::HARDENED && !starts::is_start(p.0.wrapping_add(size)) {
+        return rejected(successor_missing(p, invalid_pointer), p);
     }
     Some(Checked::Arena(p, size))
+}
+
+/// No arena chunk starts at `p`: it must be a live mapped chunk.
+#[cold]
+#[inline(never)]
+fn mapped_or_rejected(p: Chunk, invalid_pointer: Corruption) -> Option<Checked> {
+    if registry::MAPPED.contains(p.0) {
+        Some(Checked::Mapped(p))
+    } else {
+        rejected(invalid_pointer, p)
+    }
+}
+
+/// A chunk starts at `p` but none where its size ends: `p` is an arena's top (a block freed
+/// again after it went back into top), or its size was overwritten.
+#[cold]
+#[inline(never)]
+fn successor_missing(p: Chunk, invalid_pointer: Corruption) -> Corruption {
+    let is_top = arenas::all().any(|a| a.try_lock().is_some_and(|g| g.top == p));
+    if is_top {
+        Corruption::DoubleFreeTop
+    } else {
+        invalid_pointer
+    }
 }
 
 #[cold]
@@ -357,14 +371,14 @@ pub fn pvalloc(bytes: usize) -> *mut u8 {
 /// # Safety
 /// `mem` must be NULL or a block of this allocator.
 pub unsafe fn malloc_usable_size(mem: *mut u8) -> usize {
+    let p = Chunk::from_mem(mem);
     if mem.is_null()
-        || !crate::chunk::aligned(mem as usize)
-        || registry::place(mem as usize).is_none()
+        || !crate::chunk::aligned(p.0)
+        || !(starts::is_start(p.0) || registry::MAPPED.contains(p.0))
     {
         return 0;
     }
-    let p = Chunk::from_mem(mem);
-    // SAFETY: the caller guarantees a block of ours; its header and successor are readable.
+    // SAFETY: a chunk of ours starts at `p`; its header and successor are readable.
     unsafe {
         if p.is_mmapped() || p.in_use() {
             p.usable()

@@ -153,7 +153,7 @@ impl Bins {
     }
 
     /// Whether a link read from a chunk may be followed: it names one of these bin headers
-    /// or a chunk inside one of the allocator's segments. A link overwritten by a use after
+    /// or a chunk start of the allocator's. A link overwritten by a use after
     /// free fails this and is reported instead of being followed into unmapped memory.
     #[inline]
     pub fn link_ok(&self, c: Chunk) -> bool {
@@ -163,7 +163,7 @@ impl Bins {
         let links = self.links.as_ptr() as usize;
         let headers = links.wrapping_sub(HEADER)..links + core::mem::size_of_val(&self.links);
         (headers.contains(&c.0) && (c.0 - headers.start).is_multiple_of(2 * SIZE_SZ))
-            || (aligned_chunk(c.0) && crate::registry::place(c.mem() as usize).is_some())
+            || (aligned_chunk(c.0) && crate::starts::is_start(c.0))
     }
 
     /// Whether bin `i` holds no chunk.
@@ -325,8 +325,8 @@ mod tests {
         // Three free chunks of different sizes in one large bin come out largest first.
         let mut memory = vec![0usize; 3 * 1024];
         let base = memory.as_mut_ptr() as usize;
-        // Links are followed only into memory the allocator knows as its own.
-        crate::registry::add_main_segment(base, base + memory.len() * SIZE_SZ);
+        // Links are followed only to chunk starts the allocator knows.
+        crate::starts::cover(base, base + memory.len() * SIZE_SZ);
         let sizes = [1040usize, 1024, 1072];
         let chunks: Vec<Chunk> = (0..3).map(|k| Chunk(base + k * 8192)).collect();
         for (c, s) in chunks.iter().zip(sizes) {
@@ -334,6 +334,7 @@ mod tests {
             unsafe {
                 c.set_head(s | crate::chunk::PREV_INUSE);
                 c.set_foot(s);
+                crate::starts::set(*c);
                 b.place(*c, s);
             }
         }

@@ -9,7 +9,6 @@ use crate::arenas;
 use crate::chunk::{Chunk, ALIGNMENT, ALIGN_MASK, MIN_CHUNK, NON_MAIN_ARENA, PREV_INUSE};
 use crate::options::PARAMS;
 use crate::os;
-use crate::registry;
 use crate::segment::{Kind, Segment, FENCEPOST, SEGMENT_HEADER};
 use crate::starts;
 use core::sync::atomic::Ordering::Relaxed;
@@ -30,9 +29,6 @@ fn reserve(size: usize) -> Option<(usize, usize)> {
         unsafe { os::unmap(start, HEAP_MAX) };
         return None;
     }
-    // The header is written before any chunk of the heap is handed out, so the mark is
-    // seen together with it.
-    registry::mark_heap(start, true);
     crate::starts::cover(start, start + HEAP_MAX);
     Some((start, start + size))
 }
@@ -181,7 +177,6 @@ impl State {
             self.top = top;
             self.fresh = top_end;
             self.last_remainder = Chunk::NULL;
-            registry::mark_heap(header, false);
             starts::wipe(header);
             os::unmap(header, HEAP_MAX);
         }

@@ -82,7 +82,6 @@ impl State {
         let added = new_end - seg.end;
         crate::starts::cover(seg.end, new_end);
         seg.end = new_end;
-        crate::registry::set_main_end(seg.first, new_end);
         self.system_mem += added;
         self.max_system_mem = self.max_system_mem.max(self.system_mem);
         let top = self.top;
@@ -99,7 +98,6 @@ impl State {
         // SAFETY: the memory is fresh and at least a page long.
         unsafe { Segment::create(header, first, end, kind, self.arena, self.segments) };
         crate::starts::cover(first, end);
-        crate::registry::add_main_segment(first, end);
         self.system_mem += end - start;
         // SAFETY: as above.
         unsafe { self.start_segment(header, first, end) };
@@ -174,7 +172,6 @@ impl State {
             return false;
         }
         seg.end = now;
-        crate::registry::set_main_end(seg.first, now);
         self.system_mem -= released;
         // SAFETY: top shrinks to what is still below the break.
         unsafe { self.top.set_head((top_size - released) | PREV_INUSE) };

@@ -12,10 +12,10 @@ use crate::arena::{Arena, Guard, State};
 use crate::arenas;
 use crate::bins::{protect, reveal};
 use crate::check::{self, corruption, Corruption};
-use crate::chunk::{aligned, request_to_size, Chunk, ALIGNMENT, MIN_CHUNK, SIZE_SZ};
+use crate::chunk::{aligned, request_to_size, Chunk, ALIGNMENT, HEADER, MIN_CHUNK, SIZE_SZ};
 use crate::options::PARAMS;
 use crate::os;
-use crate::registry;
+use crate::starts;
 use crate::tls;
 use crate::MAIN;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
@@ -126,7 +126,7 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
     // SAFETY: cached entries are chunks this thread freed; their first two words are ours.
     unsafe {
         let next = reveal(entry, *(entry as *const usize));
-        if !aligned(next) || (check::HARDENED && next != 0 && registry::place(next).is_none()) {
+        if !aligned(next) || (check::HARDENED && next != 0 && !starts::is_start(next - HEADER)) {
             corruption(Corruption::TcacheUnaligned);
         }
         *head = next;
