@@ -212,9 +212,11 @@ static inline int intact(const void *p, size_t len, unsigned seed)
 static inline uintptr_t heap_base(const void *p) { return (uintptr_t)p & ~(THREAD_HEAP_SIZE - 1); }
 
 /* Whether the /proc/self/maps text at `line` describes a growing thread heap: an anonymous
- * `rw-p` mapping that starts 64 MiB-aligned, directly followed by a `---p` mapping that ends
- * where the 64 MiB range does. Sets *rw_bytes to the read-write part's length. */
-static inline int parse_thread_heap(const char *line, size_t *rw_bytes)
+ * `rw-p` mapping that covers a 64 MiB-aligned base, directly followed by a `---p` mapping
+ * that ends where the 64 MiB range from that base does. (The `rw-p` part may start below
+ * the base: the kernel joins it with an anonymous mapping of the same kind just below.)
+ * Sets *base and *rw_bytes (the read-write part's length from the base). */
+static inline int parse_thread_heap(const char *line, uintptr_t *base, size_t *rw_bytes)
 {
     unsigned long start, end, next_start, next_end;
     char perms[5], next_perms[5];
@@ -222,14 +224,18 @@ static inline int parse_thread_heap(const char *line, size_t *rw_bytes)
     if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &start, &end, perms, &name_at) < 3)
         return 0;
     const char *eol = strchr(line, '\n');
-    if (!eol || start % THREAD_HEAP_SIZE != 0 || strcmp(perms, "rw-p") != 0 ||
-        (name_at > 0 && line + name_at < eol))
+    if (!eol || strcmp(perms, "rw-p") != 0 || (name_at > 0 && line + name_at < eol))
         return 0;
     if (sscanf(eol + 1, "%lx-%lx %4s", &next_start, &next_end, next_perms) != 3 ||
-        next_start != end || strcmp(next_perms, "---p") != 0 || next_end != start + THREAD_HEAP_SIZE)
+        next_start != end || strcmp(next_perms, "---p") != 0 || next_end % THREAD_HEAP_SIZE != 0)
         return 0;
+    uintptr_t heap = next_end - THREAD_HEAP_SIZE;
+    if (heap < start || heap >= end)
+        return 0;
+    if (base)
+        *base = heap;
     if (rw_bytes)
-        *rw_bytes = end - start;
+        *rw_bytes = end - heap;
     return 1;
 }
 
@@ -238,11 +244,9 @@ static inline int thread_heap_at(uintptr_t base, size_t *rw_bytes)
 {
     const char *maps = read_proc("/proc/self/maps");
     for (const char *line = maps; *line;) {
-        if (parse_thread_heap(line, rw_bytes)) {
-            unsigned long start;
-            if (sscanf(line, "%lx", &start) == 1 && start == base)
-                return 1;
-        }
+        uintptr_t found;
+        if (parse_thread_heap(line, &found, rw_bytes) && found == base)
+            return 1;
         const char *eol = strchr(line, '\n');
         if (!eol)
             break;
@@ -257,7 +261,7 @@ static inline int count_thread_heaps(void)
     int heaps = 0;
     const char *maps = read_proc("/proc/self/maps");
     for (const char *line = maps; *line;) {
-        heaps += parse_thread_heap(line, NULL);
+        heaps += parse_thread_heap(line, NULL, NULL);
         const char *eol = strchr(line, '\n');
         if (!eol)
             break;

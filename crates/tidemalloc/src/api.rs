@@ -3,7 +3,8 @@
 
 use crate::check::Corruption;
 use crate::chunk::{
-    request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, HEADER, IS_MMAPPED, MIN_CHUNK, SIZE_SZ,
+    request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, FLAG_BITS, HEADER, IS_MMAPPED, MIN_CHUNK,
+    SIZE_SZ,
 };
 use crate::options::PARAMS;
 use crate::os;
@@ -58,34 +59,53 @@ enum Checked {
 fn check_block(mem: *mut u8, invalid_pointer: Corruption) -> Option<Checked> {
     let p = Chunk::from_mem(mem);
     if !crate::chunk::aligned(p.0) {
-        return rejected(invalid_pointer, p);
-    }
-    if check::HARDENED && !starts::is_start(p.0) {
         return mapped_or_rejected(p, invalid_pointer);
     }
-    // SAFETY: a chunk starts here (the unchecked build takes the caller's word), so its
-    // header is the allocator's memory.
-    let (head, size) = unsafe { (p.head(), p.size()) };
+    let head = if check::HARDENED {
+        match starts::checked_head(p) {
+            Some(head) => head,
+            None => return not_a_checked_chunk(p, invalid_pointer),
+        }
+    } else {
+        // SAFETY: the unchecked build takes the caller's word that this is a chunk of ours.
+        unsafe { p.head() }
+    };
+    let size = head & !FLAG_BITS;
+    if head & IS_MMAPPED != 0 || size < MIN_CHUNK || size & ALIGN_MASK != 0 {
+        return odd_header(p, head, invalid_pointer);
+    }
+    Some(Checked::Arena(p, size))
+}
+
+/// The start map refused `p`: a mapped chunk, top freed again, or not ours at all.
+#[cold]
+#[inline(never)]
+fn not_a_checked_chunk(p: Chunk, invalid_pointer: Corruption) -> Option<Checked> {
+    if !starts::is_start(p.0) {
+        return mapped_or_rejected(p, invalid_pointer);
+    }
+    rejected(successor_missing(p, invalid_pointer), p)
+}
+
+/// A chunk whose header is not an ordinary arena chunk's: a mapped chunk (which the
+/// unchecked build finds only this way), or damage.
+#[cold]
+#[inline(never)]
+fn odd_header(p: Chunk, head: usize, invalid_pointer: Corruption) -> Option<Checked> {
     if head & IS_MMAPPED != 0 {
         return match check::HARDENED {
             true => rejected(invalid_pointer, p),
             false => Some(Checked::Mapped(p)),
         };
     }
-    if size < MIN_CHUNK || size & ALIGN_MASK != 0 {
-        return rejected(Corruption::FreeInvalidSize, p);
-    }
-    if check::HARDENED && !starts::is_start(p.0.wrapping_add(size)) {
-        return rejected(successor_missing(p, invalid_pointer), p);
-    }
-    Some(Checked::Arena(p, size))
+    rejected(Corruption::FreeInvalidSize, p)
 }
 
 /// No arena chunk starts at `p`: it must be a live mapped chunk.
 #[cold]
 #[inline(never)]
 fn mapped_or_rejected(p: Chunk, invalid_pointer: Corruption) -> Option<Checked> {
-    if registry::MAPPED.contains(p.0) {
+    if crate::chunk::aligned(p.0) && registry::MAPPED.contains(p.0) {
         Some(Checked::Mapped(p))
     } else {
         rejected(invalid_pointer, p)

@@ -6,7 +6,7 @@ use crate::bins::{
     fast_index, is_small, large_index, protect, reveal, small_index, Bins, UNSORTED,
 };
 use crate::check::{corruption, Corruption};
-use crate::chunk::{aligned, Chunk, ALIGN_MASK, HEADER, MIN_CHUNK, PREV_INUSE, SIZE_SZ};
+use crate::chunk::{aligned, Chunk, ALIGN_MASK, HEADER, MIN_CHUNK, PREV_INUSE};
 use crate::lock::Mutex;
 use crate::mmapped;
 use crate::options::{self, PARAMS};
@@ -141,7 +141,7 @@ impl State {
                 let victim = bin.bk();
                 if victim != bin {
                     let bck = victim.bk();
-                    if !self.bins.link_ok(bck) || bck.fd() != victim {
+                    if !self.bins.link_ok(bck, victim) || bck.fd() != victim {
                         corruption(Corruption::SmallBinLinks);
                     }
                     victim.set_inuse_at(nb);
@@ -198,7 +198,7 @@ impl State {
         // revealed and checked before it is followed.
         unsafe {
             let next = reveal(victim.fd_slot(), victim.fd().0);
-            if !aligned(next) || (next != 0 && !self.bins.link_ok(Chunk(next))) {
+            if !aligned(next) || (next != 0 && !self.bins.link_ok(Chunk(next), victim)) {
                 corruption(Corruption::FastBinUnaligned);
             }
             if fast_index(victim.size()) != index {
@@ -219,11 +219,13 @@ impl State {
             if c == p.0 {
                 return true;
             }
-            if !aligned(c) || !self.bins.link_ok(Chunk(c)) {
+            // SAFETY: fast-bin members are chunks of this arena; links are revealed and
+            // checked before they are followed.
+            let next = unsafe { reveal(Chunk(c).fd_slot(), Chunk(c).fd().0) };
+            if !aligned(next) || (next != 0 && !self.bins.link_ok(Chunk(next), Chunk(c))) {
                 corruption(Corruption::FastBinUnaligned);
             }
-            // SAFETY: fast-bin members are chunks of this arena; links are revealed first.
-            c = unsafe { reveal(Chunk(c).fd_slot(), Chunk(c).fd().0) };
+            c = next;
         }
         false
     }
@@ -260,7 +262,8 @@ impl State {
                     corruption(Corruption::UnsortedPrevSize);
                 }
                 let bck = victim.bk();
-                if !self.bins.link_ok(bck) || bck.fd() != victim || victim.fd() != unsorted {
+                if !self.bins.link_ok(bck, victim) || bck.fd() != victim || victim.fd() != unsorted
+                {
                     corruption(Corruption::UnsortedLinks);
                 }
                 if next.prev_inuse() {
@@ -315,8 +318,12 @@ impl State {
                     // Largest first: walk back from the smallest to the first that fits.
                     let mut victim = bin.bk();
                     while victim.size() < nb {
-                        victim = victim.bk();
-                        if !self.bins.link_ok(victim) {
+                        let back = victim.bk();
+                        if !self.bins.link_ok(back, victim) {
+                            corruption(Corruption::DoubleLinkedList);
+                        }
+                        victim = back;
+                        if victim == bin {
                             corruption(Corruption::DoubleLinkedList);
                         }
                     }
@@ -521,10 +528,10 @@ impl State {
                 // SAFETY: fast-bin members are chunks of this arena; links are revealed and
                 // checked, sizes checked against the bin.
                 unsafe {
-                    if !aligned(p.0) || !self.bins.link_ok(p) {
+                    head = reveal(p.fd_slot(), p.fd().0);
+                    if !aligned(head) || (head != 0 && !self.bins.link_ok(Chunk(head), p)) {
                         corruption(Corruption::FastBinUnaligned);
                     }
-                    head = reveal(p.fd_slot(), p.fd().0);
                     p.set_bk(Chunk::NULL);
                     let mut size = p.size();
                     if fast_index(size) != index {
@@ -545,118 +552,6 @@ impl State {
                     self.absorb_next(p, size, next, next_size, Corruption::FreeCorruptedUnsorted);
                 }
             }
-        }
-    }
-
-    /// Resizes in-use chunk `old` to serve `nb` bytes: in place when the chunk, its free
-    /// successor or top allow, else by moving. `None` leaves `old` untouched.
-    ///
-    /// # Safety
-    /// `old` must be an in-use arena chunk owned by the caller.
-    pub unsafe fn realloc(&mut self, old: Chunk, nb: usize) -> Option<Chunk> {
-        // SAFETY: `old` is the caller's; neighbours are checked before use.
-        unsafe {
-            let old_size = old.size();
-            if old.head() <= HEADER || old_size >= self.system_mem {
-                corruption(Corruption::ReallocInvalidOldSize);
-            }
-            let next = old.plus(old_size);
-            let next_size = next.size();
-            if next.head() <= HEADER || next_size >= self.system_mem {
-                corruption(Corruption::ReallocInvalidNextSize);
-            }
-            let (chunk, size) = if old_size >= nb {
-                (old, old_size)
-            } else if next == self.top && old_size + next_size >= nb + MIN_CHUNK {
-                let rest = old.plus(nb);
-                rest.set_head((old_size + next_size - nb) | PREV_INUSE);
-                old.set_size_keep_flags(nb);
-                self.top = rest;
-                starts::clear(next);
-                starts::set(rest);
-                // The grown block will be written up to the new top.
-                self.fresh = self.fresh.max(rest.0);
-                return Some(old);
-            } else if next != self.top && !next.in_use() && old_size + next_size >= nb {
-                self.bins.unlink(next);
-                starts::clear(next);
-                (old, old_size + next_size)
-            } else {
-                let moved = self.malloc(nb)?;
-                if moved == next {
-                    // malloc handed out our own free successor: grow into it instead.
-                    starts::clear(next);
-                    (old, old_size + moved.size())
-                } else {
-                    core::ptr::copy_nonoverlapping(old.mem(), moved.mem(), old_size - SIZE_SZ);
-                    self.free(old);
-                    return Some(moved);
-                }
-            };
-            self.shrink_to(chunk, size, nb);
-            Some(chunk)
-        }
-    }
-
-    /// Makes in-use chunk `c` (now spanning `size` bytes) exactly `nb` long when the rest is a
-    /// whole chunk, freeing the rest.
-    unsafe fn shrink_to(&mut self, c: Chunk, size: usize, nb: usize) {
-        // SAFETY: `c` spans `size` bytes of this arena and is the caller's.
-        unsafe {
-            if size - nb < MIN_CHUNK {
-                c.set_size_keep_flags(size);
-                c.set_inuse_at(size);
-            } else {
-                let rest = c.plus(nb);
-                c.set_size_keep_flags(nb);
-                rest.set_head((size - nb) | PREV_INUSE);
-                starts::set(rest);
-                rest.set_inuse_at(size - nb);
-                self.free(rest);
-            }
-        }
-    }
-
-    /// A chunk of `nb` bytes whose user pointer is a multiple of `alignment` (a power of two
-    /// above the natural alignment).
-    ///
-    /// # Safety
-    /// The lock is held and the arena is ready.
-    pub unsafe fn memalign(&mut self, alignment: usize, nb: usize) -> Option<Chunk> {
-        let padded = nb.checked_add(alignment)?.checked_add(MIN_CHUNK)?;
-        let request = crate::chunk::request_to_size(padded)?;
-        // SAFETY: the chunk is fresh from `malloc`; the pieces cut off are whole chunks.
-        unsafe {
-            let mut p = self.malloc(request)?;
-            let mem = p.mem() as usize;
-            if !mem.is_multiple_of(alignment) {
-                let mut start =
-                    Chunk::from_mem(((mem + alignment - 1) & !(alignment - 1)) as *mut u8);
-                if start.0 - p.0 < MIN_CHUNK {
-                    start = start.plus(alignment);
-                }
-                let lead = start.0 - p.0;
-                let size = p.size() - lead;
-                if p.is_mmapped() {
-                    start.set_prev_size(p.prev_size() + lead);
-                    start.set_head(size | crate::chunk::IS_MMAPPED);
-                    mmapped::rename(p, start);
-                    return Some(start);
-                }
-                start.set_head(size | PREV_INUSE | self.flags);
-                start.set_inuse_at(size);
-                starts::set(start);
-                p.set_size_keep_flags(lead);
-                self.free(p);
-                p = start;
-            }
-            if !p.is_mmapped() {
-                let size = p.size();
-                if size > nb + MIN_CHUNK {
-                    self.shrink_to(p, size, nb);
-                }
-            }
-            Some(p)
         }
     }
 }

@@ -156,14 +156,19 @@ impl Bins {
     /// or a chunk start of the allocator's. A link overwritten by a use after
     /// free fails this and is reported instead of being followed into unmapped memory.
     #[inline]
-    pub fn link_ok(&self, c: Chunk) -> bool {
+    pub fn link_ok(&self, c: Chunk, from: Chunk) -> bool {
         if !crate::check::HARDENED {
             return true;
         }
         let links = self.links.as_ptr() as usize;
-        let headers = links.wrapping_sub(HEADER)..links + core::mem::size_of_val(&self.links);
-        (headers.contains(&c.0) && (c.0 - headers.start).is_multiple_of(2 * SIZE_SZ))
-            || (aligned_chunk(c.0) && crate::starts::is_start(c.0))
+        let offset = c.0.wrapping_sub(links.wrapping_sub(HEADER));
+        if offset < core::mem::size_of_val(&self.links) {
+            return offset.is_multiple_of(2 * SIZE_SZ);
+        }
+        // Neighbours in a list almost always share a 64 MiB region with the chunk whose
+        // link names them; garbage almost never does, and anything else is looked up.
+        aligned_chunk(c.0)
+            && ((c.0 ^ from.0) >> crate::starts::REGION_SHIFT == 0 || crate::starts::is_start(c.0))
     }
 
     /// Whether bin `i` holds no chunk.
@@ -187,7 +192,7 @@ impl Bins {
         // SAFETY: the caller guarantees `p` is ours and free; list members are live chunks.
         unsafe {
             let first = head.fd();
-            if !self.link_ok(first) || first.bk() != head {
+            if !self.link_ok(first, head) || first.bk() != head {
                 corruption(on_corruption);
             }
             p.set_fd(first);
@@ -211,14 +216,15 @@ impl Bins {
             let mut fwd = head.fd();
             if !is_small(size) {
                 while fwd != head && fwd.size() > size {
-                    fwd = fwd.fd();
-                    if !self.link_ok(fwd) {
+                    let next = fwd.fd();
+                    if !self.link_ok(next, fwd) {
                         corruption(Corruption::LargeBinLinks);
                     }
+                    fwd = next;
                 }
             }
             let bck = fwd.bk();
-            if !self.link_ok(bck) || bck.fd() != fwd {
+            if !self.link_ok(bck, fwd) || bck.fd() != fwd {
                 corruption(Corruption::LargeBinLinks);
             }
             p.set_fd(fwd);
@@ -243,7 +249,7 @@ impl Bins {
             }
             let fd = p.fd();
             let bk = p.bk();
-            if !self.link_ok(fd) || !self.link_ok(bk) || fd.bk() != p || bk.fd() != p {
+            if !self.link_ok(fd, p) || !self.link_ok(bk, p) || fd.bk() != p || bk.fd() != p {
                 corruption(Corruption::DoubleLinkedList);
             }
             fd.set_bk(bk);

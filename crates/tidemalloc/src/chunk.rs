@@ -24,7 +24,8 @@ pub const PREV_INUSE: usize = 0x1;
 pub const IS_MMAPPED: usize = 0x2;
 /// The chunk belongs to an arena other than the main one.
 pub const NON_MAIN_ARENA: usize = 0x4;
-const FLAG_BITS: usize = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA;
+/// The three flag bits of a size word.
+pub const FLAG_BITS: usize = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA;
 
 /// The largest request accepted: glibc refuses anything above PTRDIFF_MAX.
 pub const MAX_REQUEST: usize = isize::MAX as usize - MIN_CHUNK;

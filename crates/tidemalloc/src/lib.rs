@@ -28,6 +28,7 @@ mod morecore;
 pub mod options;
 mod os;
 mod registry;
+mod resize;
 mod segment;
 mod starts;
 pub mod stats;

@@ -8,15 +8,17 @@
 //! reserved untouched (`MAP_NORESERVE`), so only the pages for memory in use cost anything
 //! (1/128 of it). Two arenas never share a 64 MiB region (thread heaps are 64 MiB-aligned
 //! reservations), so a bitmap word has one writer at a time, under its arena's lock; readers
-//! need no lock.
+//! need no lock. The `unchecked` build keeps no map at all.
 
-use crate::chunk::{Chunk, ALIGNMENT};
+use crate::check::HARDENED;
+use crate::chunk::{Chunk, ALIGNMENT, FLAG_BITS};
 use crate::os;
 use core::sync::atomic::{
     AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 
-const REGION_SHIFT: u32 = 26;
+/// log2 of the address space one bitmap covers (64 MiB).
+pub const REGION_SHIFT: u32 = 26;
 const REGIONS: usize = 1 << (48 - REGION_SHIFT);
 const BITS_PER_REGION: usize = (1 << REGION_SHIFT) / ALIGNMENT;
 const BYTES_PER_MAP: usize = BITS_PER_REGION / 8;
@@ -42,6 +44,9 @@ fn word(map: usize, bit: usize) -> &'static AtomicU64 {
 /// Makes sure every region that `[first, end)` touches has a bitmap. Called with the lock
 /// of the arena that owns the range held.
 pub fn cover(first: usize, end: usize) {
+    if !HARDENED {
+        return;
+    }
     let mut region = first >> REGION_SHIFT;
     while region <= (end - 1) >> REGION_SHIFT {
         let slot = &MAPS[region & (REGIONS - 1)];
@@ -58,6 +63,9 @@ pub fn cover(first: usize, end: usize) {
 /// Records that a chunk starts at `c`.
 #[inline]
 pub fn set(c: Chunk) {
+    if !HARDENED {
+        return;
+    }
     let (region, bit) = locate(c.0);
     let map = MAPS[region].load(Relaxed);
     if map != 0 {
@@ -69,6 +77,9 @@ pub fn set(c: Chunk) {
 /// Records that no chunk starts at `c` any more (it was merged into the one before it).
 #[inline]
 pub fn clear(c: Chunk) {
+    if !HARDENED {
+        return;
+    }
     let (region, bit) = locate(c.0);
     let map = MAPS[region].load(Relaxed);
     if map != 0 {
@@ -119,6 +130,34 @@ pub fn first_start_inside(lo: usize, hi: usize) -> Option<usize> {
         addr = stop;
     }
     None
+}
+
+/// The header word of the chunk at `c` if a chunk starts there and, per its size, another
+/// where it ends; `None` otherwise. The header is read only once its start is known. This is
+/// `free`'s check, so it looks up the region's bitmap once for both bits when they share it.
+#[inline(always)]
+pub fn checked_head(c: Chunk) -> Option<usize> {
+    let (region, bit) = locate(c.0);
+    let map = MAPS[region].load(Acquire);
+    if map == 0 || word(map, bit).load(Acquire) & (1 << (bit % 64)) == 0 {
+        return untracked_head(c);
+    }
+    // SAFETY: a chunk starts at `c`, so its header is arena memory.
+    let head = unsafe { c.head() };
+    let next = c.0.wrapping_add(head & !FLAG_BITS);
+    let next_bit = bit.wrapping_add((head & !FLAG_BITS) / ALIGNMENT);
+    let found = if (next ^ c.0) >> REGION_SHIFT == 0 {
+        word(map, next_bit).load(Acquire) & (1 << (next_bit % 64)) != 0
+    } else {
+        is_start(next)
+    };
+    (found || !TRACKED.load(Relaxed)).then_some(head)
+}
+
+#[cold]
+fn untracked_head(c: Chunk) -> Option<usize> {
+    // SAFETY: with no map to go by (a bitmap could not be made), the caller's word is taken.
+    (!TRACKED.load(Relaxed)).then(|| unsafe { c.head() })
 }
 
 /// Forgets every start in the 64 MiB region at `start` (a heap being unmapped).
