@@ -8,12 +8,6 @@
 #define MIN_SHIFT 16
 #define MAX_SHIFT 22
 
-struct worker {
-    int index;
-    long ops;
-    uint64_t sum;
-};
-
 /* Log-uniform between 64 KiB and 4 MiB: as many blocks near 64 KiB as near 4 MiB. */
 static size_t big_size(uint64_t *rng)
 {
@@ -24,7 +18,7 @@ static size_t big_size(uint64_t *rng)
 
 static void *run(void *arg)
 {
-    struct worker *w = arg;
+    struct share *w = arg;
     uint64_t rng = 0x4000 + (uint64_t)w->index;
     void *p[SLOTS] = { 0 };
     size_t size[SLOTS] = { 0 };
@@ -55,17 +49,6 @@ int main(int argc, char **argv)
 {
     int threads = arg_threads(argc, argv);
     long ops = TOTAL_OPS * arg_scale(argc, argv) / threads;
-    pthread_t tid[threads];
-    struct worker workers[threads];
-    for (int i = 0; i < threads; i++) {
-        workers[i] = (struct worker){ .index = i, .ops = ops };
-        start_thread(&tid[i], run, &workers[i]);
-    }
-    uint64_t sum = 0;
-    for (int i = 0; i < threads; i++) {
-        pthread_join(tid[i], NULL);
-        sum += workers[i].sum;
-    }
-    print_checksum(sum);
+    print_checksum(run_workers(threads, ops, run));
     return 0;
 }

@@ -12,12 +12,6 @@ struct slot {
     uint64_t tag;
 };
 
-struct worker {
-    int index;
-    long ops;
-    uint64_t sum;
-};
-
 static size_t request_size(uint64_t *rng)
 {
     uint64_t pick = rng_below(rng, 100);
@@ -30,7 +24,7 @@ static size_t request_size(uint64_t *rng)
 
 static void *run(void *arg)
 {
-    struct worker *w = arg;
+    struct share *w = arg;
     uint64_t rng = 0x1000 + (uint64_t)w->index;
     struct slot *slots = calloc(SLOTS, sizeof *slots);
     if (!slots)
@@ -62,17 +56,6 @@ int main(int argc, char **argv)
 {
     int threads = arg_threads(argc, argv);
     long ops = TOTAL_OPS * arg_scale(argc, argv) / threads;
-    pthread_t tid[threads];
-    struct worker workers[threads];
-    for (int i = 0; i < threads; i++) {
-        workers[i] = (struct worker){ .index = i, .ops = ops };
-        start_thread(&tid[i], run, &workers[i]);
-    }
-    uint64_t sum = 0;
-    for (int i = 0; i < threads; i++) {
-        pthread_join(tid[i], NULL);
-        sum += workers[i].sum;
-    }
-    print_checksum(sum);
+    print_checksum(run_workers(threads, ops, run));
     return 0;
 }

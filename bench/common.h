@@ -152,6 +152,31 @@ static inline void start_thread(pthread_t *tid, void *(*fn)(void *), void *arg)
     }
 }
 
+/* One thread's share of a workload: its index, how many operations it does, and the
+ * checksum of what it saw. */
+struct share {
+    int index;
+    long ops;
+    uint64_t sum;
+};
+
+/* Runs `fn` on `threads` threads, each given `ops` operations, and adds up their sums. */
+static inline uint64_t run_workers(int threads, long ops, void *(*fn)(void *))
+{
+    pthread_t tid[threads];
+    struct share workers[threads];
+    for (int i = 0; i < threads; i++) {
+        workers[i] = (struct share){ .index = i, .ops = ops };
+        start_thread(&tid[i], fn, &workers[i]);
+    }
+    uint64_t sum = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(tid[i], NULL);
+        sum += workers[i].sum;
+    }
+    return sum;
+}
+
 static inline void print_checksum(uint64_t sum)
 {
     printf("checksum=%016llx\n", (unsigned long long)sum);

@@ -16,12 +16,6 @@ struct builder {
     int doubling;
 };
 
-struct worker {
-    int index;
-    long appends;
-    uint64_t sum;
-};
-
 static unsigned char content(uint64_t tag, size_t i)
 {
     return (unsigned char)(tag + i * 131 + (i >> 8));
@@ -60,13 +54,13 @@ static void grow(struct builder *b, size_t need)
 
 static void *run(void *arg)
 {
-    struct worker *w = arg;
+    struct share *w = arg;
     uint64_t rng = 0x5000 + (uint64_t)w->index;
     struct builder builders[BUILDERS];
     uint64_t sum = 0;
     for (int i = 0; i < BUILDERS; i++)
         start(&builders[i], &rng);
-    for (long n = 0; n < w->appends; n++) {
+    for (long n = 0; n < w->ops; n++) {
         struct builder *b = &builders[rng_below(&rng, BUILDERS)];
         size_t add = 1 + rng_below(&rng, 64);
         if (b->len + add > b->cap)
@@ -89,17 +83,6 @@ int main(int argc, char **argv)
 {
     int threads = arg_threads(argc, argv);
     long appends = TOTAL_APPENDS * arg_scale(argc, argv) / threads;
-    pthread_t tid[threads];
-    struct worker workers[threads];
-    for (int i = 0; i < threads; i++) {
-        workers[i] = (struct worker){ .index = i, .appends = appends };
-        start_thread(&tid[i], run, &workers[i]);
-    }
-    uint64_t sum = 0;
-    for (int i = 0; i < threads; i++) {
-        pthread_join(tid[i], NULL);
-        sum += workers[i].sum;
-    }
-    print_checksum(sum);
+    print_checksum(run_workers(threads, appends, run));
     return 0;
 }

@@ -63,20 +63,17 @@ pub fn cover(first: usize, end: usize) {
 /// Records that a chunk starts at `c`.
 #[inline]
 pub fn set(c: Chunk) {
-    if !HARDENED {
-        return;
-    }
-    let (region, bit) = locate(c.0);
-    let map = MAPS[region].load(Relaxed);
-    if map != 0 {
-        let w = word(map, bit);
-        w.store(w.load(Relaxed) | 1 << (bit % 64), Release);
-    }
+    mark(c, true);
 }
 
 /// Records that no chunk starts at `c` any more (it was merged into the one before it).
 #[inline]
 pub fn clear(c: Chunk) {
+    mark(c, false);
+}
+
+#[inline]
+fn mark(c: Chunk, start: bool) {
     if !HARDENED {
         return;
     }
@@ -84,7 +81,9 @@ pub fn clear(c: Chunk) {
     let map = MAPS[region].load(Relaxed);
     if map != 0 {
         let w = word(map, bit);
-        w.store(w.load(Relaxed) & !(1 << (bit % 64)), Release);
+        let mask = 1 << (bit % 64);
+        let old = w.load(Relaxed);
+        w.store(if start { old | mask } else { old & !mask }, Release);
     }
 }
 
