@@ -153,7 +153,7 @@ impl State {
                 // A large request is a good moment to merge fast chunks: it may need them.
                 self.consolidate();
             }
-            let mut may_map = mmapped::wanted(nb);
+            let mut may_map = true;
             loop {
                 if let Some(c) = self.sort_unsorted(nb) {
                     return Some(c);
@@ -164,7 +164,7 @@ impl State {
                 // S1.2: a large request no free chunk fits gets a mapping of its own before
                 // top is carved (glibc would carve a large enough top first): its memory
                 // goes back to the kernel the moment it is freed.
-                if core::mem::take(&mut may_map) {
+                if core::mem::take(&mut may_map) && mmapped::wanted(nb) {
                     if let Some(c) = mmapped::map(nb) {
                         self.last_was_fresh = true;
                         return Some(c);
