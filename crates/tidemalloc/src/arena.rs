@@ -715,14 +715,19 @@ impl Guard<'_> {
         self.arena
     }
 
+    /// Frees what other threads left on the remote list; the arena's own thread takes what
+    /// fits into its cache directly, so a producer gets its blocks back without the bins.
     fn drain_remote(&mut self) {
+        let mine = crate::tcache::my_arena() == self.arena as *const Arena as usize;
         let mut e = self.arena.remote.swap(0, Acquire);
         while e != 0 {
             // SAFETY: remote entries are in-use chunks of this arena, handed over by the
             // threads that freed them; the lock is held.
             unsafe {
                 let next = *(e as *const usize);
-                self.state.free(Chunk::from_mem(e as *mut u8));
+                if !(mine && crate::tcache::adopt(e)) {
+                    self.state.free(Chunk::from_mem(e as *mut u8));
+                }
                 e = next;
             }
         }

@@ -365,16 +365,17 @@ pub unsafe fn free_to_arena(p: Chunk) {
     unsafe { release_run(owner, mem, mem) };
 }
 
-/// Frees a chain of chunks of one arena, linked through their first word, `first` to `last`.
+/// Frees a chain of chunks of one arena, linked through their first word, `first` to `last`:
+/// into this thread's own arena under its lock; another arena's chain goes onto that arena's
+/// remote list with one CAS, for its owner to take straight into its thread cache.
 unsafe fn release_run(owner: &'static Arena, first: usize, last: usize) {
     // SAFETY: the chain holds in-use chunks of `owner` that their holder is freeing.
     unsafe {
         *(last as *mut usize) = 0;
         let mine = tls_arena() == owner as *const Arena as usize;
-        let guard = match owner.try_lock() {
-            Some(g) => Some(g),
-            None if mine && !owner.lock_held_by_me() => Some(owner.lock()),
-            None => None,
+        let guard = match mine && !owner.lock_held_by_me() {
+            true => Some(owner.lock()),
+            false => None,
         };
         match guard {
             Some(mut g) => {
@@ -533,14 +534,29 @@ unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
     if tc.state != ACTIVE {
         return;
     }
-    flush_all();
+    // Off first, so that nothing is adopted into the cache while it is being emptied.
     tc.max_chunk = 0;
     tc.limit = 0;
     tc.state = DONE;
+    flush_all();
     // SAFETY: the cache's arena is a live arena.
     let arena = unsafe { arenas::at(tc.arena) };
     tc.arena = &MAIN as *const Arena as usize;
     arenas::detach(arena);
+}
+
+/// Takes `entry`, an in-use chunk of this thread's arena that another thread freed, into
+/// this thread's cache if its list has room (the caller holds the arena's lock).
+pub fn adopt(entry: usize) -> bool {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    // SAFETY: the entry is an in-use chunk of this thread's arena, now ours to free.
+    let size = unsafe { Chunk::from_mem(entry as *mut u8).size() };
+    if tc.state != ACTIVE || size > tc.max_chunk {
+        return false;
+    }
+    // SAFETY: `size <= max_chunk`, so the index is in range; the entry is ours.
+    unsafe { link(tc, index(size), entry, KEY.load(Relaxed)) }
 }
 
 /// The arena of the calling thread (for fork's child handler).
