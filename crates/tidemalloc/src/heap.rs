@@ -128,13 +128,7 @@ impl State {
     /// The lock is held and this is a thread arena.
     pub unsafe fn shrink_newest_heap(&mut self, pad: usize) -> bool {
         let top_size = self.top_size();
-        let Some(area) = top_size.checked_sub(MIN_CHUNK + 1) else {
-            return false;
-        };
-        if area <= pad {
-            return false;
-        }
-        let extra = os::page_align_down(area - pad);
+        let extra = self.releasable_top(pad);
         if extra == 0 {
             return false;
         }

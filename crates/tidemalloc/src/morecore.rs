@@ -141,6 +141,15 @@ impl State {
         }
     }
 
+    /// Whole pages at the end of top that can go back to the kernel, keeping `pad` bytes
+    /// and a minimum chunk (0 if none).
+    pub fn releasable_top(&self, pad: usize) -> usize {
+        match self.top_size().checked_sub(MIN_CHUNK + 1) {
+            Some(area) if area > pad => os::page_align_down(area - pad),
+            _ => 0,
+        }
+    }
+
     /// Gives the top back to the kernel down to `pad` spare bytes, when the break is ours.
     /// Returns whether anything was released.
     ///
@@ -148,13 +157,7 @@ impl State {
     /// The lock is held.
     pub unsafe fn trim_top(&mut self, pad: usize) -> bool {
         let top_size = self.top_size();
-        let Some(area) = top_size.checked_sub(MIN_CHUNK + 1) else {
-            return false;
-        };
-        if area <= pad {
-            return false;
-        }
-        let extra = os::page_align_down(area - pad);
+        let extra = self.releasable_top(pad);
         if extra == 0 || self.segments == 0 {
             return false;
         }
