@@ -17,20 +17,20 @@ use core::sync::atomic::Ordering::Relaxed;
 /// thread's arena.
 #[inline(always)]
 pub(crate) fn allocate(bytes: usize) -> *mut u8 {
-    let Some(nb) = request_to_size(bytes) else {
-        return core::ptr::null_mut();
-    };
-    if let Some(p) = tcache::pop(nb) {
+    if let Some(p) = tcache::pop_request(bytes) {
         return p;
     }
-    allocate_slow(nb)
+    allocate_slow(bytes)
 }
 
 /// A chunk from the arena (refilling the cache on the way), filled with the complement of
 /// the M_PERTURB byte when one is set, as glibc fills what `_int_malloc` returns.
 #[cold]
 #[inline(never)]
-fn allocate_slow(nb: usize) -> *mut u8 {
+fn allocate_slow(bytes: usize) -> *mut u8 {
+    let Some(nb) = request_to_size(bytes) else {
+        return core::ptr::null_mut();
+    };
     let Some(c) = tcache::malloc_slow(nb) else {
         return core::ptr::null_mut();
     };
@@ -139,6 +139,19 @@ fn rejected(kind: Corruption, p: Chunk) -> Option<Checked> {
 /// it did not is reported.
 #[inline(always)]
 pub(crate) unsafe fn release(mem: *mut u8) {
+    // SAFETY: forwarded; the fast path checks everything it relies on.
+    if !unsafe { tcache::free_fast(mem as usize) } {
+        // SAFETY: forwarded.
+        unsafe { release_checked(mem) };
+    }
+}
+
+/// free past its fast path: every check, every report, chunks of any size and kind.
+///
+/// # Safety
+/// As for `release`.
+#[inline(never)]
+unsafe fn release_checked(mem: *mut u8) {
     match check_block(mem, Corruption::FreeInvalidPointer) {
         // SAFETY: checked to be an in-use arena chunk of ours.
         Some(Checked::Arena(p, size)) => unsafe {
@@ -277,7 +290,18 @@ fn or_nomem(p: *mut u8) -> *mut u8 {
 /// `malloc`: at least `bytes` bytes, 16-aligned; NULL with ENOMEM when impossible.
 #[inline]
 pub fn malloc(bytes: usize) -> *mut u8 {
-    or_nomem(allocate(bytes))
+    if let Some(p) = tcache::pop_request(bytes) {
+        return p;
+    }
+    malloc_slow(bytes)
+}
+
+/// malloc past the thread cache; a separate function so that the fast path saves no
+/// registers and ends in a jump here.
+#[cold]
+#[inline(never)]
+fn malloc_slow(bytes: usize) -> *mut u8 {
+    or_nomem(allocate_slow(bytes))
 }
 
 /// `free`: gives `mem` back; NULL is ignored and errno is preserved.

@@ -153,6 +153,30 @@ pub fn checked_head(c: Chunk) -> Option<usize> {
     (found || !TRACKED.load(Relaxed)).then_some(head)
 }
 
+/// free's fast-path form of `checked_head`: the header of the chunk at `c` when the map
+/// shows a chunk starting there and another where its size ends, both in `c`'s region;
+/// `None` whenever that is not plain (the caller then takes the full path). The loads are
+/// relaxed: a block is freed by a thread the program made sure sees its allocation, and
+/// that ordering covers the bits set with it.
+#[inline(always)]
+pub fn quick_head(c: Chunk) -> Option<usize> {
+    if !HARDENED {
+        // SAFETY: the unchecked build takes the caller's word that this is a chunk of ours.
+        return Some(unsafe { c.head() });
+    }
+    let (region, bit) = locate(c.0);
+    let map = MAPS[region].load(Relaxed);
+    if map == 0 || word(map, bit).load(Relaxed) & (1 << (bit % 64)) == 0 {
+        return None;
+    }
+    // SAFETY: a chunk starts at `c`, so its header is arena memory.
+    let head = unsafe { c.head() };
+    let next_bit = bit.wrapping_add((head & !FLAG_BITS) / ALIGNMENT);
+    let found = next_bit < BITS_PER_REGION
+        && word(map, next_bit).load(Relaxed) & (1 << (next_bit % 64)) != 0;
+    found.then_some(head)
+}
+
 #[cold]
 fn untracked_head(c: Chunk) -> Option<usize> {
     // SAFETY: with no map to go by (a bitmap could not be made), the caller's word is taken.

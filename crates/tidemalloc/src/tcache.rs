@@ -12,9 +12,14 @@ use crate::arena::{Arena, Guard, State};
 use crate::arenas;
 use crate::bins::{protect, reveal};
 use crate::check::{self, corruption, Corruption};
-use crate::chunk::{aligned, request_to_size, Chunk, ALIGNMENT, HEADER, MIN_CHUNK, SIZE_SZ};
+use crate::chunk::{
+    aligned, request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, FLAG_BITS, HEADER, IS_MMAPPED,
+    MIN_CHUNK, NON_MAIN_ARENA, SIZE_SZ,
+};
+use crate::heap::HEAP_MAX;
 use crate::options::PARAMS;
 use crate::os;
+use crate::segment::Segment;
 use crate::starts;
 use crate::tls;
 use crate::MAIN;
@@ -58,6 +63,16 @@ pub struct Tcache {
     counts: [u16; BINS],
     /// Largest chunk size served from the cache; 0 sends every call to the slow path.
     max_chunk: usize,
+    /// `max_chunk - MIN_CHUNK + ALIGNMENT`, or 0 while the cache is off: a chunk of `size`
+    /// bytes is cacheable when `size - MIN_CHUNK < span` (one unsigned compare).
+    span: usize,
+    /// One past the largest request served from the cache, or 0 while it is off.
+    request_limit: usize,
+    /// The double-free key (a copy of `KEY`, so that the fast paths read only this cache).
+    key: usize,
+    /// NON_MAIN_ARENA when this thread's arena is a thread arena, else 0: its chunks carry
+    /// exactly this flag.
+    arena_flag: usize,
     limit: u16,
     state: u8,
     arena: usize,
@@ -108,16 +123,40 @@ pub fn global_init() {
     }
 }
 
+/// Pops a cached chunk for a request of `bytes` bytes, if any: malloc's fast path.
+#[inline(always)]
+pub fn pop_request(bytes: usize) -> Option<*mut u8> {
+    // SAFETY: the cache is this thread's own; nothing else touches it.
+    let tc = unsafe { &mut *tls::tcache() };
+    if bytes >= tc.request_limit {
+        return None;
+    }
+    take(tc, request_index(bytes))
+}
+
+/// The list of a request's chunk size, computed from the request (no larger than
+/// `MAX_CHUNK - SIZE_SZ`) without going through `request_to_size`.
+#[inline(always)]
+fn request_index(bytes: usize) -> usize {
+    // Requests of 0 to 24 bytes all take the smallest chunk.
+    ((bytes + SIZE_SZ + ALIGN_MASK) / ALIGNMENT).saturating_sub(MIN_CHUNK / ALIGNMENT)
+}
+
 /// Pops a cached chunk of exactly `nb` bytes, if any.
 #[inline(always)]
 pub fn pop(nb: usize) -> Option<*mut u8> {
     // SAFETY: the cache is this thread's own; nothing else touches it.
     let tc = unsafe { &mut *tls::tcache() };
-    if nb > tc.max_chunk {
+    if nb.wrapping_sub(MIN_CHUNK) >= tc.span {
         return None;
     }
-    let i = index(nb);
-    // SAFETY: `nb <= max_chunk <= MAX_CHUNK`, so `i < BINS`.
+    take(tc, index(nb))
+}
+
+/// Takes the first entry of list `i` (`i` within the cache's span).
+#[inline(always)]
+fn take(tc: &mut Tcache, i: usize) -> Option<*mut u8> {
+    // SAFETY: callers checked that list `i` is within the span, so `i < BINS`.
     let head = unsafe { tc.heads.get_unchecked_mut(i) };
     let entry = *head;
     if entry == 0 {
@@ -126,22 +165,80 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
     // SAFETY: cached entries are chunks this thread freed; their first two words are ours.
     unsafe {
         let next = reveal(entry, *(entry as *const usize));
-        // A link into another 64 MiB region than its own entry is rare (a chunk across a
-        // region boundary, another heap of the arena) and checked in full; garbage revealed
-        // from an overwritten link almost never stays in the region.
-        if !aligned(next)
-            || (check::HARDENED
-                && (next ^ entry) >> starts::REGION_SHIFT != 0
-                && next != 0
-                && !starts::is_start(next - HEADER))
-        {
-            corruption(Corruption::TcacheUnaligned);
+        // A link into another 64 MiB region than its own entry (or the list's end) is rare
+        // and checked in full; garbage revealed from an overwritten link almost never stays
+        // in the region, and never stays aligned by chance for long.
+        let far = match check::HARDENED {
+            true => (next ^ entry) >> starts::REGION_SHIFT,
+            false => 0,
+        };
+        if (next & ALIGN_MASK) | far != 0 {
+            return Some(take_far(tc, i, entry, next));
         }
         *head = next;
         *tc.counts.get_unchecked_mut(i) -= 1;
         *((entry + SIZE_SZ) as *mut usize) = 0;
     }
     Some(entry as *mut u8)
+}
+
+/// `take` for an entry whose link is unaligned or leaves the entry's region: the list's
+/// end, a chunk in another heap of the arena, or damage, which aborts.
+#[cold]
+#[inline(never)]
+fn take_far(tc: &mut Tcache, i: usize, entry: usize, next: usize) -> *mut u8 {
+    if next != 0 && (!aligned(next) || (check::HARDENED && !starts::is_start(next - HEADER))) {
+        corruption(Corruption::TcacheUnaligned);
+    }
+    tc.heads[i] = next;
+    tc.counts[i] -= 1;
+    // SAFETY: the entry is a chunk this thread cached; its second word is ours.
+    unsafe { *((entry + SIZE_SZ) as *mut usize) = 0 };
+    entry as *mut u8
+}
+
+/// free's fast path: caches `mem` if it is, beyond doubt, an in-use chunk of this thread's
+/// arena whose list has room; `false` leaves every decision (and every report) to the full
+/// path. Reads, in order: the start map for `mem`'s chunk, its header, the start map where
+/// its size ends, this cache, the chunk's second word (the double-free key) and the next
+/// chunk's header (in use bit).
+///
+/// # Safety
+/// `mem` must be non-null; anything else about it is checked here.
+#[inline(always)]
+pub unsafe fn free_fast(mem: usize) -> bool {
+    let p = mem.wrapping_sub(HEADER);
+    if mem & ALIGN_MASK != 0 {
+        return false;
+    }
+    let Some(head) = starts::quick_head(Chunk(p)) else {
+        return false;
+    };
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    let size = head & !FLAG_BITS;
+    if head & (IS_MMAPPED | SIZE_SZ) != 0 || size.wrapping_sub(MIN_CHUNK) >= tc.span {
+        return false;
+    }
+    if head & NON_MAIN_ARENA != tc.arena_flag {
+        return false;
+    }
+    // SAFETY: a chunk starts at `p` (the start map says so, or the unchecked build takes the
+    // caller's word) and is not mapped: a thread arena's chunk lies in a heap whose header
+    // is at the heap's 64 MiB boundary; its user words and its successor's header are
+    // inside the segment.
+    unsafe {
+        if tc.arena_flag != 0 && Segment::at(p & !(HEAP_MAX - 1)).arena != tc.arena {
+            return false;
+        }
+        if (*((mem + SIZE_SZ) as *const usize) ^ tc.key) & !FAST_TAG == 0 {
+            return false;
+        }
+        if !Chunk(p).in_use() {
+            return false;
+        }
+        link(tc, index(size), mem, tc.key)
+    }
 }
 
 /// Caches freed chunk `p` of `size` bytes if its list has room; `false` sends it to the
@@ -158,7 +255,7 @@ pub unsafe fn push(p: Chunk, size: usize) -> bool {
         return false;
     }
     let entry = p.mem() as usize;
-    let key = KEY.load(Relaxed);
+    let key = tc.key;
     // SAFETY: the chunk is being freed by its owner, so its user words are ours to read;
     // its successor's header lies inside the segment (checked by the caller).
     unsafe {
@@ -239,12 +336,20 @@ fn setup(tc: &mut Tcache) {
         drop(MAIN.lock());
     }
     tc.state = ACTIVE;
+    tc.key = KEY.load(Relaxed);
     tc.arena = arenas::attach() as *const Arena as usize;
+    if tc.arena != &MAIN as *const Arena as usize {
+        tc.arena_flag = NON_MAIN_ARENA;
+    }
     let count = PARAMS.tcache_count.load(Relaxed).min(u16::MAX as usize);
     let max = PARAMS.tcache_max.load(Relaxed);
     if count > 0 {
         tc.limit = count as u16;
         tc.max_chunk = request_to_size(max).map_or(0, |s| s.min(MAX_CHUNK));
+    }
+    if tc.max_chunk >= MIN_CHUNK {
+        tc.span = tc.max_chunk - MIN_CHUNK + ALIGNMENT;
+        tc.request_limit = tc.max_chunk - SIZE_SZ + 1;
     }
     let key = EXIT_KEY.load(Relaxed);
     if key != u32::MAX {
@@ -300,7 +405,7 @@ pub fn malloc_slow(nb: usize) -> Option<Chunk> {
                 batch[n] = c.mem() as usize;
                 n += 1;
             }
-            let key = KEY.load(Relaxed);
+            let key = tc.key;
             for &entry in batch[..n].iter().rev() {
                 *(entry as *mut usize) = protect(entry, tc.heads[i]);
                 *((entry + SIZE_SZ) as *mut usize) = key;
@@ -324,7 +429,7 @@ pub unsafe fn free_slow(p: Chunk, size: usize) {
         // SAFETY: forwarded.
         if unsafe { arenas::owner_addr(p) } != tc.arena {
             let entry = p.mem() as usize;
-            let key = KEY.load(Relaxed);
+            let key = tc.key;
             // SAFETY: the chunk is being freed; its first two words are ours.
             unsafe {
                 if *((entry + SIZE_SZ) as *const usize) == key && in_chain(tc.foreign, entry) {
@@ -536,6 +641,8 @@ unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
     }
     // Off first, so that nothing is adopted into the cache while it is being emptied.
     tc.max_chunk = 0;
+    tc.span = 0;
+    tc.request_limit = 0;
     tc.limit = 0;
     tc.state = DONE;
     flush_all();
@@ -556,10 +663,27 @@ pub fn adopt(entry: usize) -> bool {
         return false;
     }
     // SAFETY: `size <= max_chunk`, so the index is in range; the entry is ours.
-    unsafe { link(tc, index(size), entry, KEY.load(Relaxed)) }
+    unsafe { link(tc, index(size), entry, tc.key) }
 }
 
 /// The arena of the calling thread (for fork's child handler).
 pub fn my_arena() -> usize {
     tls_arena()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_index_matches_the_chunk_size_of_every_cacheable_request() {
+        for bytes in 0..=MAX_CHUNK - SIZE_SZ {
+            let nb = request_to_size(bytes).unwrap();
+            assert_eq!(request_index(bytes), index(nb), "request of {bytes} bytes");
+        }
+        assert_eq!(
+            request_to_size(MAX_CHUNK - SIZE_SZ + 1),
+            Some(MAX_CHUNK + ALIGNMENT)
+        );
+    }
 }
