@@ -1,6 +1,12 @@
 /* Thread-local churn: each thread keeps a table of live objects and replaces random slots,
  * the way a server allocates and drops request objects. Sizes are mostly 16-128 B, some
- * up to 1 KiB and a few up to 32 KiB. Nothing crosses threads. */
+ * up to 1 KiB and a few up to 32 KiB. Nothing crosses threads.
+ *
+ * Shared by churn.c and churn_fill.c, which say how much of each object the program writes
+ * and reads back: CHURN_FILL(p, size, tag) and CHURN_CHECK(p, size, tag). */
+#ifndef TIDEMALLOC_BENCH_CHURN_H
+#define TIDEMALLOC_BENCH_CHURN_H
+
 #include "common.h"
 
 #define SLOTS 2000
@@ -33,17 +39,17 @@ static void *run(void *arg)
     for (long op = 0; op < w->ops; op++) {
         struct slot *s = &slots[rng_below(&rng, SLOTS)];
         if (s->p) {
-            sum += check_object(s->p, s->size, s->tag);
+            sum += CHURN_CHECK(s->p, s->size, s->tag);
             free(s->p);
         }
         s->size = request_size(&rng);
         s->tag = rng_next(&rng);
         s->p = xmalloc(s->size);
-        fill_object(s->p, s->size, s->tag);
+        CHURN_FILL(s->p, s->size, s->tag);
     }
     for (int i = 0; i < SLOTS; i++) {
         if (slots[i].p) {
-            sum += check_object(slots[i].p, slots[i].size, slots[i].tag);
+            sum += CHURN_CHECK(slots[i].p, slots[i].size, slots[i].tag);
             free(slots[i].p);
         }
     }
@@ -52,10 +58,12 @@ static void *run(void *arg)
     return NULL;
 }
 
-int main(int argc, char **argv)
+static int churn_main(int argc, char **argv)
 {
     int threads = arg_threads(argc, argv);
     long ops = TOTAL_OPS * arg_scale(argc, argv) / threads;
     print_checksum(run_workers(threads, ops, run));
     return 0;
 }
+
+#endif

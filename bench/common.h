@@ -135,6 +135,24 @@ static inline uint64_t check_object(const void *p, size_t size, uint64_t tag)
     return size <= WHOLE_FILL_LIMIT ? check_block(p, size, tag) : check_sparse(p, size, tag);
 }
 
+/* Objects of at least 16 bytes touched at both ends only: their first and last words. */
+static inline void fill_ends(void *p, size_t size, uint64_t tag)
+{
+    uint64_t first = pattern_word(tag, 0), last = pattern_word(tag, size);
+    memcpy(p, &first, 8);
+    memcpy((unsigned char *)p + size - 8, &last, 8);
+}
+
+static inline uint64_t check_ends(const void *p, size_t size, uint64_t tag)
+{
+    uint64_t first, last;
+    memcpy(&first, p, 8);
+    memcpy(&last, (const unsigned char *)p + size - 8, 8);
+    if (first != pattern_word(tag, 0) || last != pattern_word(tag, size))
+        wrong_data("object end overwritten", size);
+    return tag;
+}
+
 static inline void *xmalloc(size_t size)
 {
     void *p = malloc(size);

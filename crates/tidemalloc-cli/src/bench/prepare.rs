@@ -33,7 +33,10 @@ pub fn prepare(w: &Workload, dirs: &Dirs, threads: usize) -> Result<Prepared, St
         Program::C(file) => {
             let bin = dirs.bin.join(stem(file));
             let src = dirs.sources.join(file);
-            if stale(&bin, &[&src, &dirs.sources.join("common.h")]) {
+            let headers = c_headers(&dirs.sources);
+            let mut inputs: Vec<&Path> = headers.iter().map(PathBuf::as_path).collect();
+            inputs.push(&src);
+            if stale(&bin, &inputs) {
                 build(
                     Command::new("cc")
                         .args(["-O2", "-pthread", "-o"])
@@ -112,6 +115,18 @@ fn stem(file: &str) -> &str {
 }
 
 /// True when `target` is absent or older than any of `sources`.
+/// The C headers of bench/: every C workload is rebuilt when one of them changes.
+fn c_headers(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "h"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn stale(target: &Path, sources: &[&Path]) -> bool {
     let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
     match modified(target) {

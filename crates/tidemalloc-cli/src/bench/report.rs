@@ -224,7 +224,8 @@ pub(crate) mod tests {
             alloc("fast", false),
             alloc("tidemalloc", true),
         ];
-        let workloads = [ALL[0], ALL[6]];
+        let by_name = |name: &str| *ALL.iter().find(|w| w.name == name).unwrap();
+        let workloads = [by_name("churn"), by_name("surge")];
         let outcomes = vec![
             vec![
                 samples(&[1.0, 3.0, 2.0], 1000),

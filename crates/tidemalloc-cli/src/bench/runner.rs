@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn peak_rss_counts_what_the_child_touched() {
         let big = run(
-            &sh("dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null"),
+            &sh("dd if=/dev/zero of=/dev/null bs=64M count=1 iflag=fullblock 2>/dev/null"),
             None,
             Duration::from_secs(30),
             &scratch(),

@@ -59,11 +59,16 @@ const fn workload(name: &'static str, title: &'static str, program: Program) -> 
     }
 }
 
-pub const ALL: [Workload; 11] = [
+pub const ALL: [Workload; 12] = [
     workload(
         "churn",
-        "thread-local churn: random slots replaced, 16 B-32 KiB",
+        "thread-local churn: random slots replaced, 16 B-32 KiB, objects touched at both ends",
         Program::C("churn.c"),
+    ),
+    workload(
+        "churn-fill",
+        "the same churn, every object written whole and read back",
+        Program::C("churn_fill.c"),
     ),
     workload(
         "prodcons",
@@ -150,7 +155,7 @@ mod tests {
     fn filter_picks_by_substring_and_empty_takes_all() {
         assert_eq!(select(&[]).len(), ALL.len());
         let picked: Vec<_> = select(&["churn".into()]).iter().map(|w| w.name).collect();
-        assert_eq!(picked, ["churn", "thread-churn"]);
+        assert_eq!(picked, ["churn", "churn-fill", "thread-churn"]);
         assert!(select(&["no-such-workload".into()]).is_empty());
     }
 }
