@@ -14,12 +14,10 @@ use crate::bins::{protect, reveal};
 use crate::check::{self, corruption, Corruption};
 use crate::chunk::{
     aligned, request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, FLAG_BITS, HEADER, IS_MMAPPED,
-    MIN_CHUNK, NON_MAIN_ARENA, SIZE_SZ,
+    MIN_CHUNK, SIZE_SZ,
 };
-use crate::heap::HEAP_MAX;
 use crate::options::PARAMS;
 use crate::os;
-use crate::segment::Segment;
 use crate::starts;
 use crate::tls;
 use crate::MAIN;
@@ -70,9 +68,6 @@ pub struct Tcache {
     request_limit: usize,
     /// The double-free key (a copy of `KEY`, so that the fast paths read only this cache).
     key: usize,
-    /// NON_MAIN_ARENA when this thread's arena is a thread arena, else 0: its chunks carry
-    /// exactly this flag.
-    arena_flag: usize,
     limit: u16,
     state: u8,
     arena: usize,
@@ -175,11 +170,24 @@ fn take(tc: &mut Tcache, i: usize) -> Option<*mut u8> {
         if (next & ALIGN_MASK) | far != 0 {
             return Some(take_far(tc, i, entry, next));
         }
-        *head = next;
+        Some(unlink_first(tc, i, entry, next))
+    }
+}
+
+/// Makes `next` the head of list `i` in place of its first entry `entry`, and hands
+/// `entry` out with its key cleared.
+///
+/// # Safety
+/// `i < BINS`; `entry` is list `i`'s first entry and `next` its checked link.
+#[inline(always)]
+unsafe fn unlink_first(tc: &mut Tcache, i: usize, entry: usize, next: usize) -> *mut u8 {
+    // SAFETY: forwarded; the entry's second word is ours.
+    unsafe {
+        *tc.heads.get_unchecked_mut(i) = next;
         *tc.counts.get_unchecked_mut(i) -= 1;
         *((entry + SIZE_SZ) as *mut usize) = 0;
     }
-    Some(entry as *mut u8)
+    entry as *mut u8
 }
 
 /// `take` for an entry whose link is unaligned or leaves the entry's region: the list's
@@ -190,18 +198,14 @@ fn take_far(tc: &mut Tcache, i: usize, entry: usize, next: usize) -> *mut u8 {
     if next != 0 && (!aligned(next) || (check::HARDENED && !starts::is_start(next - HEADER))) {
         corruption(Corruption::TcacheUnaligned);
     }
-    tc.heads[i] = next;
-    tc.counts[i] -= 1;
-    // SAFETY: the entry is a chunk this thread cached; its second word is ours.
-    unsafe { *((entry + SIZE_SZ) as *mut usize) = 0 };
-    entry as *mut u8
+    // SAFETY: forwarded from `take`; the link is checked.
+    unsafe { unlink_first(tc, i, entry, next) }
 }
 
 /// free's fast path: caches `mem` if it is, beyond doubt, an in-use chunk of this thread's
-/// arena whose list has room; `false` leaves every decision (and every report) to the full
-/// path. Reads, in order: the start map for `mem`'s chunk, its header, the start map where
-/// its size ends, this cache, the chunk's second word (the double-free key) and the next
-/// chunk's header (in use bit).
+/// arena whose list has room, as `push` would; `false` leaves every other case (and its
+/// report) to the full path. Reads, in order: the start map for `mem`'s chunk, its header,
+/// the start map where its size ends, this cache, then what `push` reads.
 ///
 /// # Safety
 /// `mem` must be non-null; anything else about it is checked here.
@@ -220,25 +224,9 @@ pub unsafe fn free_fast(mem: usize) -> bool {
     if head & (IS_MMAPPED | SIZE_SZ) != 0 || size.wrapping_sub(MIN_CHUNK) >= tc.span {
         return false;
     }
-    if head & NON_MAIN_ARENA != tc.arena_flag {
-        return false;
-    }
     // SAFETY: a chunk starts at `p` (the start map says so, or the unchecked build takes the
-    // caller's word) and is not mapped: a thread arena's chunk lies in a heap whose header
-    // is at the heap's 64 MiB boundary; its user words and its successor's header are
-    // inside the segment.
-    unsafe {
-        if tc.arena_flag != 0 && Segment::at(p & !(HEAP_MAX - 1)).arena != tc.arena {
-            return false;
-        }
-        if (*((mem + SIZE_SZ) as *const usize) ^ tc.key) & !FAST_TAG == 0 {
-            return false;
-        }
-        if !Chunk(p).in_use() {
-            return false;
-        }
-        link(tc, index(size), mem, tc.key)
-    }
+    // caller's word) and it is not mapped.
+    unsafe { cache_own(tc, Chunk(p), size) }
 }
 
 /// Caches freed chunk `p` of `size` bytes if its list has room; `false` sends it to the
@@ -250,14 +238,29 @@ pub unsafe fn free_fast(mem: usize) -> bool {
 pub unsafe fn push(p: Chunk, size: usize) -> bool {
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &mut *tls::tcache() };
-    // SAFETY: the caller guarantees an in-use arena chunk.
-    if size > tc.max_chunk || unsafe { arenas::owner_addr(p) } != tc.arena {
+    if size > tc.max_chunk {
+        return false;
+    }
+    // SAFETY: forwarded.
+    unsafe { cache_own(tc, p, size) }
+}
+
+/// The step every caching free shares: caches in-use chunk `p` of `size` (no larger than
+/// `max_chunk`) if it belongs to this thread's arena, carries no key and has room.
+///
+/// # Safety
+/// `p` must be an in-use arena chunk (not mapped) the caller is freeing, with its successor's
+/// header inside its segment.
+#[inline(always)]
+unsafe fn cache_own(tc: &mut Tcache, p: Chunk, size: usize) -> bool {
+    // SAFETY: forwarded.
+    if unsafe { arenas::owner_addr(p) } != tc.arena {
         return false;
     }
     let entry = p.mem() as usize;
     let key = tc.key;
     // SAFETY: the chunk is being freed by its owner, so its user words are ours to read;
-    // its successor's header lies inside the segment (checked by the caller).
+    // its successor's header lies inside the segment (the caller's word).
     unsafe {
         let mark = *((entry + SIZE_SZ) as *const usize);
         if (mark ^ key) & !FAST_TAG == 0 {
@@ -338,24 +341,26 @@ fn setup(tc: &mut Tcache) {
     tc.state = ACTIVE;
     tc.key = KEY.load(Relaxed);
     tc.arena = arenas::attach() as *const Arena as usize;
-    if tc.arena != &MAIN as *const Arena as usize {
-        tc.arena_flag = NON_MAIN_ARENA;
-    }
     let count = PARAMS.tcache_count.load(Relaxed).min(u16::MAX as usize);
     let max = PARAMS.tcache_max.load(Relaxed);
     if count > 0 {
         tc.limit = count as u16;
-        tc.max_chunk = request_to_size(max).map_or(0, |s| s.min(MAX_CHUNK));
-    }
-    if tc.max_chunk >= MIN_CHUNK {
-        tc.span = tc.max_chunk - MIN_CHUNK + ALIGNMENT;
-        tc.request_limit = tc.max_chunk - SIZE_SZ + 1;
+        set_max_chunk(tc, request_to_size(max).map_or(0, |s| s.min(MAX_CHUNK)));
     }
     let key = EXIT_KEY.load(Relaxed);
     if key != u32::MAX {
         // May allocate: the cache is already active, so that allocation finds it ready.
         os::set_thread_value(key, tc as *mut Tcache as usize);
     }
+}
+
+/// Sets the largest cached chunk size (0: none) and the bounds the fast paths derive from it.
+fn set_max_chunk(tc: &mut Tcache, max_chunk: usize) {
+    tc.max_chunk = max_chunk;
+    (tc.span, tc.request_limit) = match max_chunk >= MIN_CHUNK {
+        true => (max_chunk - MIN_CHUNK + ALIGNMENT, max_chunk - SIZE_SZ + 1),
+        false => (0, 0),
+    };
 }
 
 /// Locks the arena this thread uses (another one if this thread already holds it, which
@@ -640,9 +645,7 @@ unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
         return;
     }
     // Off first, so that nothing is adopted into the cache while it is being emptied.
-    tc.max_chunk = 0;
-    tc.span = 0;
-    tc.request_limit = 0;
+    set_max_chunk(tc, 0);
     tc.limit = 0;
     tc.state = DONE;
     flush_all();
