@@ -59,7 +59,8 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "double-free-medium")) {
         double_free(3000);
     } else if (!strcmp(mode, "double-free-into-top")) {
-        /* The block merges into top when freed; freeing it again must still be seen. */
+        /* Past the thread cache (tcache_max=1032), the block merges into top when freed;
+         * freeing it again must still be seen. In the cache, the cache's key sees it. */
         char *p = must(3000);
         free(p);
         free(p);
@@ -127,6 +128,15 @@ int main(int argc, char **argv)
         memset(p, 'C', 8);
         sink = malloc(40);
         sink = malloc(40);
+    } else if (!strcmp(mode, "corrupted-cache-size")) {
+        /* A chunk in a range list of the thread cache gets a larger size written over its
+         * header: handing it out for its old size would give away its neighbour. */
+        char *p = must(5000);
+        char *guard = must(16);
+        sink = guard;
+        free(p);
+        ((size_t *)p)[-1] = 8208 | 1;
+        sink = malloc(5000);
     } else if (!strcmp(mode, "corrupted-bin-links")) {
         char *p = must(3000);
         char *guard = must(16);

@@ -14,8 +14,8 @@ static char *live[4];
 static int live_count;
 
 /* One block of `size` with a live guard after it, so freeing it cannot merge into top.
- * The guard's size is one no thread cache holds (above 1032 bytes), so it is split off the
- * top right after the block rather than taken from a batch cached earlier. */
+ * The guard's size is one no thread cache refills in batches (above 1032 bytes), so it is
+ * split off the top right after the block rather than taken from a batch cached earlier. */
 static void kept(const char *name, size_t size)
 {
     char key[64];
@@ -49,6 +49,7 @@ int main(void)
     free(malloc(100));
     kept("kib", 1024);
     kept("four_kib", 4096);
+    kept("forty_kib", 40 * 1024);
 
     /* Small chunks: at most a thread cache's worth stay out of the fast bins, the rest
      * show up in smblks/fsmblks; all of them come back for the same requests. */

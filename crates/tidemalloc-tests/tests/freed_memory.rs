@@ -31,50 +31,49 @@ fn s2_1_usable_size_follows_the_chunk_header() {
     facts.expect(&[("usable_0", 24), ("usable_24", 24), ("usable_25", 40)]);
 }
 
-/// S2.2: a freed 4 KiB chunk stays with the allocator: the break does not move, mallinfo2
-/// counts one more free chunk of its size, and the same request gets it back.
+/// S2.2: a freed 40 KiB chunk (past what the thread cache holds by default) stays with the
+/// allocator: the break does not move, mallinfo2 counts one more free chunk of its size,
+/// and the same request gets it back.
 #[test]
 fn s2_2_freed_chunks_are_kept_in_bins() {
     let out = CProgram::build("s2_2_freed_kept").run(&[]);
     let facts = out.facts();
-    let chunk = chunk_size(4096) as i64;
+    let chunk = chunk_size(40 * 1024) as i64;
     facts.expect(&[
-        ("four_kib_brk_moved", 0),
-        ("four_kib_fordblks_delta", chunk),
-        ("four_kib_ordblks_delta", 1),
-        ("four_kib_uordblks_delta", -chunk),
-        ("four_kib_reused", 1),
-        ("four_kib_brk_moved_on_reuse", 0),
+        ("forty_kib_brk_moved", 0),
+        ("forty_kib_fordblks_delta", chunk),
+        ("forty_kib_ordblks_delta", 1),
+        ("forty_kib_uordblks_delta", -chunk),
+        ("forty_kib_reused", 1),
+        ("forty_kib_brk_moved_on_reuse", 0),
     ]);
 }
 
-/// S2.2: a freed 1 KiB chunk is kept too. glibc's thread cache holds chunks this size and
-/// counts them as in use; a bin counts them as free. Either way the bytes are not lost:
-/// the break stays and the next request of that size gets the same chunk.
+/// S2.2: freed 1 KiB and 4 KiB chunks are kept too. The thread cache holds chunks these
+/// sizes (glibc's up to 1 KiB, tidemalloc's up to 32 KiB) and counts them as in use; a bin
+/// counts them as free. Either way the bytes are not lost: the break stays and the next
+/// request of that size gets the same chunk.
 #[test]
 fn s2_2_freed_cacheable_chunk_is_kept_and_reused() {
     let out = CProgram::build("s2_2_freed_kept").run(&[]);
     let facts = out.facts();
-    let chunk = chunk_size(1024) as i64;
-    facts.expect(&[
-        ("kib_brk_moved", 0),
-        ("kib_reused", 1),
-        ("kib_brk_moved_on_reuse", 0),
-    ]);
-    let counted_free = (
-        facts.int("kib_fordblks_delta"),
-        facts.int("kib_ordblks_delta"),
-    ) == (chunk, 1);
-    let cached_in_use = (
-        facts.int("kib_fordblks_delta"),
-        facts.int("kib_uordblks_delta"),
-    ) == (0, 0);
-    assert!(
-        counted_free || cached_in_use,
-        "a freed 1 KiB chunk is neither one more free chunk of {chunk} bytes nor held as \
-         in use by a cache:\n{}",
-        facts.output()
-    );
+    for (name, size) in [("kib", 1024), ("four_kib", 4096)] {
+        let chunk = chunk_size(size) as i64;
+        facts.expect(&[
+            (&format!("{name}_brk_moved"), 0),
+            (&format!("{name}_reused"), 1),
+            (&format!("{name}_brk_moved_on_reuse"), 0),
+        ]);
+        let fordblks = facts.int(&format!("{name}_fordblks_delta"));
+        let counted_free = (fordblks, facts.int(&format!("{name}_ordblks_delta"))) == (chunk, 1);
+        let cached_in_use = (fordblks, facts.int(&format!("{name}_uordblks_delta"))) == (0, 0);
+        assert!(
+            counted_free || cached_in_use,
+            "a freed {name} chunk is neither one more free chunk of {chunk} bytes nor held as \
+             in use by a cache:\n{}",
+            facts.output()
+        );
+    }
 }
 
 /// S2.2: small chunks go to the fast bins (after any thread cache fills): mallinfo2's

@@ -31,6 +31,9 @@ fn libc_sigabrt() -> i32 {
 }
 
 const DOUBLE_FREE_TCACHE: &str = "free(): double free detected in tcache 2";
+/// glibc's thread-cache limit (requests up to 1032 bytes), where tidemalloc's default
+/// caches up to 32 KiB: under it, 3000-byte blocks go straight to the arena's bins.
+const GLIBC_CACHE: &str = "glibc.malloc.tcache_max=1032";
 
 #[test]
 fn double_free_of_a_small_block() {
@@ -57,18 +60,20 @@ fn double_free_of_a_fast_block_without_cache() {
 
 #[test]
 fn double_free_of_a_medium_block() {
+    aborts("double-free-medium", "", &[DOUBLE_FREE_TCACHE]);
     aborts(
         "double-free-medium",
-        "",
+        GLIBC_CACHE,
         &["double free or corruption (!prev)"],
     );
 }
 
 #[test]
 fn double_free_of_a_block_merged_into_top() {
+    aborts("double-free-into-top", "", &[DOUBLE_FREE_TCACHE]);
     aborts(
         "double-free-into-top",
-        "",
+        GLIBC_CACHE,
         &["double free or corruption (top)"],
     );
 }
@@ -164,7 +169,16 @@ fn corrupted_fast_bin_link() {
 fn corrupted_bin_links() {
     aborts(
         "corrupted-bin-links",
-        "",
+        GLIBC_CACHE,
         &["malloc(): unsorted double linked list corrupted"],
+    );
+}
+
+#[test]
+fn corrupted_size_of_a_cached_range_chunk() {
+    aborts(
+        "corrupted-cache-size",
+        "",
+        &["malloc(): invalid size (tcache)"],
     );
 }

@@ -86,3 +86,89 @@ fn out_of_range_values_are_ignored() {
     let (_, _, cached) = freed(SMALL, "glibc.malloc.tcache_count=70000");
     assert!(cached >= 7, "{cached} frees cached");
 }
+
+/// (freed bytes counted free, reused the freed block's address, its usable size now) when
+/// a `size`-byte block is freed and `request` bytes asked for (see range_cache.c).
+fn range_reuse(size: usize, request: usize, env: &[(&str, &str)]) -> (i64, i64, i64) {
+    let program = CProgram::build("range_cache");
+    let mut cmd = program.command(&[&size.to_string(), &request.to_string()]);
+    cmd.envs(env.iter().copied());
+    let out = common::run(&mut cmd, common::DEFAULT_TIMEOUT);
+    out.assert_success(&format!("range_cache {size} {request} with {env:?}"));
+    let facts = out.facts();
+    facts.expect(&[("intact", 1), ("reused", 1)]);
+    (
+        facts.int("freed_counted_free"),
+        facts.int("reused"),
+        facts.int("usable"),
+    )
+}
+
+/// The usable size of a chunk from the arena split to fit `request`, and from the cache
+/// whole (the freed block's own).
+fn split(request: usize) -> i64 {
+    common::chunk_size(request as u64) as i64 - 8
+}
+fn whole(size: usize) -> i64 {
+    common::chunk_size(size as u64) as i64 - 8
+}
+fn counted_free(size: usize) -> i64 {
+    common::chunk_size(size as u64) as i64
+}
+
+#[test]
+fn range_lists_serve_a_smaller_request_with_a_cached_block_by_default() {
+    // 5000 and 4500 bytes: within tidemalloc's default 32 KiB, past glibc's 1032 bytes.
+    assert_eq!(range_reuse(5000, 4500, &[]), (0, 1, whole(5000)));
+    let glibc = [("GLIBC_TUNABLES", "glibc.malloc.tcache_max=1032")];
+    assert_eq!(
+        range_reuse(5000, 4500, &glibc),
+        (counted_free(5000), 1, split(4500))
+    );
+}
+
+#[test]
+fn tcache_max_above_the_default_caches_larger_blocks() {
+    // 100000 bytes: past the default, so split in the arena; within a 128 KiB tcache_max.
+    assert_eq!(
+        range_reuse(100_000, 95_000, &[]),
+        (counted_free(100_000), 1, split(95_000))
+    );
+    let raised = [("GLIBC_TUNABLES", "glibc.malloc.tcache_max=131072")];
+    assert_eq!(
+        range_reuse(100_000, 95_000, &raised),
+        (0, 1, whole(100_000))
+    );
+}
+
+#[test]
+fn tcache_max_goes_up_to_four_mib_and_no_further() {
+    // 1000000 bytes, kept in the heap by a 4 MiB mmap threshold.
+    let with = |tcache_max: &str| {
+        let tunables = format!("glibc.malloc.tcache_max={tcache_max}");
+        range_reuse(
+            1_000_000,
+            950_000,
+            &[
+                ("MALLOC_MMAP_THRESHOLD_", "4194304"),
+                ("GLIBC_TUNABLES", &tunables),
+            ],
+        )
+    };
+    assert_eq!(with("4194304"), (0, 1, whole(1_000_000)));
+    assert_eq!(
+        with("4194305"),
+        (counted_free(1_000_000), 1, split(950_000))
+    );
+}
+
+#[test]
+fn range_lists_hold_a_share_of_bytes_per_list() {
+    // Twenty 5000-byte frees: a range list holds what fits in 32 KiB of its sizes (at
+    // least one), the rest go to the bins; with tcache_count=0 none is cached.
+    let (fast, ordinary, cached) = freed("5000", "");
+    assert_eq!(fast, 0);
+    assert!((1..20).contains(&cached), "{cached} of 20 cached");
+    assert_eq!(ordinary + cached, 20);
+    assert_eq!(freed("5000", "glibc.malloc.tcache_count=0"), (0, 20, 0));
+}

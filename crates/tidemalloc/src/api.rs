@@ -240,11 +240,8 @@ pub(crate) unsafe fn resize(mem: *mut u8, bytes: usize) -> *mut u8 {
                 old
             }
             Checked::Arena(old, _) => {
-                let owner = crate::arenas::owner(old);
-                if !owner.lock_held_by_me() {
-                    if let Some(c) = owner.lock().realloc(old, nb) {
-                        return c.mem();
-                    }
+                if let Some(c) = tcache::realloc_in_arena(old, nb) {
+                    return c.mem();
                 }
                 old
             }

@@ -117,9 +117,26 @@ impl State {
     /// The lock is held and the arena is ready.
     #[inline]
     pub unsafe fn malloc(&mut self, nb: usize) -> Option<Chunk> {
+        // SAFETY: forwarded.
+        unsafe { self.malloc_reclaiming(nb, |_, _| false) }
+    }
+
+    /// `malloc`, with `reclaim` called when no free chunk fits: with `false` before top is
+    /// split, with `true` before the arena grows. It may free chunks held elsewhere (a
+    /// thread cache) into this arena and say so, and the search then starts over, so that
+    /// memory already taken from the kernel is reused first, as it would be had it not
+    /// been held back.
+    ///
+    /// # Safety
+    /// As for `malloc`; `reclaim` frees only in-use chunks of this arena.
+    pub unsafe fn malloc_reclaiming(
+        &mut self,
+        nb: usize,
+        reclaim: impl FnMut(&mut Self, bool) -> bool,
+    ) -> Option<Chunk> {
         // SAFETY: forwarded; the chunk returned is ours to mark.
         unsafe {
-            let c = self.malloc_unmarked(nb)?;
+            let c = self.malloc_unmarked(nb, reclaim)?;
             if self.flags != 0 && !c.is_mmapped() {
                 c.set_head(c.head() | self.flags);
             }
@@ -127,7 +144,11 @@ impl State {
         }
     }
 
-    unsafe fn malloc_unmarked(&mut self, nb: usize) -> Option<Chunk> {
+    unsafe fn malloc_unmarked(
+        &mut self,
+        nb: usize,
+        mut reclaim: impl FnMut(&mut Self, bool) -> bool,
+    ) -> Option<Chunk> {
         self.last_was_fresh = false;
         // SAFETY: every chunk reached below is listed in this arena's bins or is its top.
         unsafe {
@@ -161,6 +182,9 @@ impl State {
                 if let Some(c) = self.best_fit(nb) {
                     return Some(c);
                 }
+                if reclaim(self, false) {
+                    continue;
+                }
                 // S1.2: a large request no free chunk fits gets a mapping of its own before
                 // top is carved (glibc would carve a large enough top first): its memory
                 // goes back to the kernel the moment it is freed.
@@ -179,6 +203,9 @@ impl State {
                 }
                 if self.have_fast {
                     self.consolidate();
+                    continue;
+                }
+                if reclaim(self, true) {
                     continue;
                 }
                 return self.sysmalloc(nb);

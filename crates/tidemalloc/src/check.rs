@@ -74,6 +74,8 @@ pub enum Corruption {
     TcacheUnalignedFree,
     /// A thread-cache link reveals to a misaligned address.
     TcacheUnaligned,
+    /// A chunk taken from a thread-cache range list does not have a size of that list.
+    TcacheInvalidSize,
 }
 
 impl Corruption {
@@ -115,6 +117,7 @@ impl Corruption {
             TcacheTooMany => "free(): too many chunks detected in tcache",
             TcacheUnalignedFree => "free(): unaligned chunk detected in tcache 2",
             TcacheUnaligned => "malloc(): unaligned tcache chunk detected",
+            TcacheInvalidSize => "malloc(): invalid size (tcache)",
         }
     }
 }

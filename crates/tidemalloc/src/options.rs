@@ -176,7 +176,7 @@ fn set_tunable(name: &[u8], value: usize) {
         }
         b"arena_max" if value > 0 => p.arena_max.store(value, Relaxed),
         b"arena_test" if value > 0 => p.arena_test.store(value, Relaxed),
-        b"tcache_max" if value <= crate::tcache::DEFAULT_MAX_BYTES => {
+        b"tcache_max" if value <= crate::tcache::LARGEST_MAX_BYTES => {
             p.tcache_max.store(value, Relaxed)
         }
         b"tcache_count" if value <= u16::MAX as usize => p.tcache_count.store(value, Relaxed),
@@ -258,7 +258,8 @@ mod tests {
         load_tunables(b"glibc.malloc.tcache_count=5:glibc.rtld.nns=2:junk:glibc.malloc.mxfast=999");
         assert_eq!(PARAMS.tcache_count.load(Relaxed), 5);
         assert_eq!(PARAMS.max_fast.load(Relaxed), fast_limit(DEFAULT_MXFAST));
-        load_tunables(b"glibc.malloc.tcache_max=100000:glibc.malloc.arena_max=0");
+        // Past glibc 2.42's bound of 4 MiB: ignored.
+        load_tunables(b"glibc.malloc.tcache_max=4194305:glibc.malloc.arena_max=0");
         assert_eq!(
             PARAMS.tcache_max.load(Relaxed),
             crate::tcache::DEFAULT_MAX_BYTES
@@ -267,9 +268,11 @@ mod tests {
         load_tunables(b"glibc.malloc.tcache_count=16:glibc.malloc.tcache_max=0x100");
         assert_eq!(PARAMS.tcache_count.load(Relaxed), 16);
         assert_eq!(PARAMS.tcache_max.load(Relaxed), 256);
+        load_tunables(b"glibc.malloc.tcache_max=4194304");
+        assert_eq!(PARAMS.tcache_max.load(Relaxed), 4 << 20);
         load_tunables(b"glibc.malloc.tcache_unsorted_limit=12");
         assert_eq!(PARAMS.unsorted_limit.load(Relaxed), 12);
-        load_tunables(b"glibc.malloc.tcache_max=1032:glibc.malloc.tcache_count=64");
+        load_tunables(b"glibc.malloc.tcache_max=32768:glibc.malloc.tcache_count=64");
         load_tunables(b"glibc.malloc.tcache_unsorted_limit=0");
     }
 

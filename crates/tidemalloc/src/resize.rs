@@ -12,8 +12,14 @@ impl State {
     /// successor or top allow, else by moving. `None` leaves `old` untouched.
     ///
     /// # Safety
-    /// `old` must be an in-use arena chunk owned by the caller.
-    pub unsafe fn realloc(&mut self, old: Chunk, nb: usize) -> Option<Chunk> {
+    /// `old` must be an in-use arena chunk owned by the caller; `reclaim` is as for
+    /// `malloc_reclaiming`, which a move allocates with.
+    pub unsafe fn realloc(
+        &mut self,
+        old: Chunk,
+        nb: usize,
+        reclaim: impl FnMut(&mut Self, bool) -> bool,
+    ) -> Option<Chunk> {
         // SAFETY: `old` is the caller's; neighbours are checked before use.
         unsafe {
             let old_size = old.size();
@@ -42,7 +48,7 @@ impl State {
                 starts::clear(next);
                 (old, old_size + next_size)
             } else {
-                let moved = self.malloc(nb)?;
+                let moved = self.malloc_reclaiming(nb, reclaim)?;
                 if moved == next {
                     // malloc handed out our own free successor: grow into it instead.
                     starts::clear(next);

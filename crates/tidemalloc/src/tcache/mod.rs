@@ -1,12 +1,16 @@
-//! The per-thread cache in front of the arenas (S3.5): for each chunk size up to
-//! `tcache_max`, a short singly linked list of freed chunks. Its fast path is a TLS access
-//! and a list pop or push: no lock, no atomic read-modify-write. An empty list is refilled,
-//! and a full one half flushed, in one batch under one arena lock.
+//! The per-thread cache in front of the arenas (S3.5): short singly linked lists of freed
+//! chunks, one per chunk size up to 1040 bytes and one per size range above that, up to
+//! `tcache_max` (see `lists`). Its fast path is a TLS access and a list pop or push: no lock,
+//! no atomic read-modify-write. An empty small list is refilled, and a full list half
+//! flushed, in one batch under one arena lock.
 //!
 //! Every thread starts on a zeroed cache whose size limit is 0, so the fast path needs no
 //! "initialised?" test: the first call of each thread falls to the slow path, which sets
 //! the cache up. At thread exit the cache is flushed and switched off for good; later calls
 //! from that thread (other TLS destructors) go straight to the arenas.
+
+mod drain;
+mod lists;
 
 use crate::arena::{Arena, Guard, State};
 use crate::arenas;
@@ -22,20 +26,23 @@ use crate::starts;
 use crate::tls;
 use crate::MAIN;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+pub use drain::{flush_all, free_to_arena};
+pub use lists::LARGEST_MAX_BYTES;
+use lists::{
+    capacity, list_of, range_list, range_list_above, request_list, small_list, RangeBits, LISTS,
+    SMALL_LISTS, SMALL_MAX_CHUNK,
+};
 
-/// Size classes the cache can hold: chunk sizes 32, 48, ... 1040 (requests up to 1032 B).
-pub const BINS: usize = 64;
-/// The largest chunk size the cache can hold.
-pub const MAX_CHUNK: usize = MIN_CHUNK + (BINS - 1) * ALIGNMENT;
-/// Default entries per size class (glibc 2.43's figure; tunable with
+/// Default chunks per size list (glibc 2.43 keeps 16; tunable with
 /// `GLIBC_TUNABLES=glibc.malloc.tcache_count=N`).
 pub const DEFAULT_COUNT: usize = 64;
+/// The default largest cached request (`glibc.malloc.tcache_max`): 32 KiB, as jemalloc's
+/// default, where glibc caches up to 1032 bytes unless told more.
+pub const DEFAULT_MAX_BYTES: usize = 32 << 10;
 /// Foreign chunks a thread collects before it hands them back to their arenas.
 const FOREIGN_BATCH: usize = 32;
 /// Most chunks one refill carves under one lock.
 const MAX_BATCH: usize = 64;
-/// The default largest cached request (`glibc.malloc.tcache_max`).
-pub const DEFAULT_MAX_BYTES: usize = MAX_CHUNK - SIZE_SZ;
 
 const NEW: u8 = 0;
 const ACTIVE: u8 = 1;
@@ -57,18 +64,23 @@ static EXIT_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
 /// One thread's cache. Lives in TLS, zero-initialised.
 #[repr(C)]
 pub struct Tcache {
-    heads: [usize; BINS],
-    counts: [u16; BINS],
+    heads: [usize; LISTS],
+    /// Places left in each list; all 0 while the cache is off.
+    room: [u16; LISTS],
     /// Largest chunk size served from the cache; 0 sends every call to the slow path.
     max_chunk: usize,
-    /// `max_chunk - MIN_CHUNK + ALIGNMENT`, or 0 while the cache is off: a chunk of `size`
-    /// bytes is cacheable when `size - MIN_CHUNK < span` (one unsigned compare).
+    /// Past the largest small list served: a chunk of `size` bytes goes to a small list when
+    /// `size - MIN_CHUNK < span` (one unsigned compare); 0 while the cache is off.
     span: usize,
-    /// One past the largest request served from the cache, or 0 while it is off.
+    /// One past the largest request served from a small list, or 0 while the cache is off.
     request_limit: usize,
     /// The double-free key (a copy of `KEY`, so that the fast paths read only this cache).
     key: usize,
-    limit: u16,
+    /// Chunks per size list (`tcache_count`).
+    count: u16,
+    /// A bit for each range list that may hold chunks (set when one is cached, cleared when
+    /// the list is seen empty), so that `reclaim` finds the smallest one without a scan.
+    range_used: RangeBits,
     state: u8,
     arena: usize,
     /// Chunks of other arenas this thread freed, linked through their first word, waiting
@@ -78,11 +90,6 @@ pub struct Tcache {
     foreign_count: usize,
     /// This thread's number for lock words (0 until first needed).
     number: u32,
-}
-
-#[inline(always)]
-fn index(size: usize) -> usize {
-    (size - MIN_CHUNK) / ALIGNMENT
 }
 
 /// Hands out thread numbers; they are 31 bits wide and never 0.
@@ -118,7 +125,8 @@ pub fn global_init() {
     }
 }
 
-/// Pops a cached chunk for a request of `bytes` bytes, if any: malloc's fast path.
+/// Pops a cached chunk for a request of `bytes` bytes, if a small list has one: malloc's
+/// fast path.
 #[inline(always)]
 pub fn pop_request(bytes: usize) -> Option<*mut u8> {
     // SAFETY: the cache is this thread's own; nothing else touches it.
@@ -126,32 +134,105 @@ pub fn pop_request(bytes: usize) -> Option<*mut u8> {
     if bytes >= tc.request_limit {
         return None;
     }
-    take(tc, request_index(bytes))
+    take(tc, request_list(bytes))
 }
 
-/// The list of a request's chunk size, computed from the request (no larger than
-/// `MAX_CHUNK - SIZE_SZ`) without going through `request_to_size`.
-#[inline(always)]
-fn request_index(bytes: usize) -> usize {
-    // Requests of 0 to 24 bytes all take the smallest chunk.
-    ((bytes + SIZE_SZ + ALIGN_MASK) / ALIGNMENT).saturating_sub(MIN_CHUNK / ALIGNMENT)
-}
-
-/// Pops a cached chunk of exactly `nb` bytes, if any.
+/// Pops a cached chunk of at least `nb` bytes (exactly `nb` from a small list), if any.
 #[inline(always)]
 pub fn pop(nb: usize) -> Option<*mut u8> {
     // SAFETY: the cache is this thread's own; nothing else touches it.
     let tc = unsafe { &mut *tls::tcache() };
-    if nb.wrapping_sub(MIN_CHUNK) >= tc.span {
-        return None;
+    if nb.wrapping_sub(MIN_CHUNK) < tc.span {
+        return take(tc, small_list(nb));
     }
-    take(tc, index(nb))
+    if nb <= tc.max_chunk {
+        return take_range(tc, nb);
+    }
+    None
+}
+
+/// Pops a cached chunk of at least `nb` bytes (above the small lists, at most `max_chunk`):
+/// the first entry of `nb`'s own range list if it is large enough, else the first entry of
+/// the list above, which always is. The entry's header must agree with its list.
+#[inline(never)]
+fn take_range(tc: &mut Tcache, nb: usize) -> Option<*mut u8> {
+    let own = range_list(nb);
+    let first = tc.heads[own];
+    // SAFETY: a cached entry is an in-use chunk this thread freed; its header is ours.
+    let fits = first != 0 && unsafe { Chunk::from_mem(first as *mut u8).size() } >= nb;
+    let i = if fits { own } else { range_list_above(nb) };
+    take_checked_range(tc, i, nb)
+}
+
+/// Takes the first entry of range list `i`, which must be a chunk of that list of at least
+/// `nb` bytes (a damaged header aborts).
+fn take_checked_range(tc: &mut Tcache, i: usize, nb: usize) -> Option<*mut u8> {
+    let Some(mem) = take(tc, i) else {
+        tc.range_used &= !range_bit(i);
+        return None;
+    };
+    let c = Chunk::from_mem(mem);
+    let head = match check::HARDENED {
+        true => starts::checked_head(c),
+        // SAFETY: the unchecked build trusts the entries it cached.
+        false => Some(unsafe { c.head() }),
+    };
+    let fine = head.is_some_and(|h| {
+        let size = h & !FLAG_BITS;
+        h & IS_MMAPPED == 0 && size >= nb && list_of(size) == i
+    });
+    if !fine {
+        corruption(Corruption::TcacheInvalidSize);
+    }
+    Some(mem)
+}
+
+/// Range list `i`'s bit in `range_used`.
+fn range_bit(i: usize) -> RangeBits {
+    1 << (i - SMALL_LISTS)
+}
+
+/// Called when no free chunk of the arena (this thread's own, locked in `st`) fits `nb`
+/// bytes: before top is split, frees into it the smallest chunk of this thread's range lists
+/// that can serve `nb`; before the arena grows (`all`), every chunk of the range lists, which
+/// may merge with their neighbours into one that fits. So memory the cache holds back is
+/// used before the heap grows (S2.6). `false` when there was nothing to free.
+fn reclaim(tc: &mut Tcache, st: &mut State, nb: usize, all: bool) -> bool {
+    let from = match (all, nb > SMALL_MAX_CHUNK) {
+        (false, true) => range_list_above(nb),
+        _ => SMALL_LISTS,
+    };
+    let mut freed = false;
+    loop {
+        let used = tc
+            .range_used
+            .checked_shr((from - SMALL_LISTS) as u32)
+            .unwrap_or(0);
+        if used == 0 {
+            return freed;
+        }
+        let i = from + used.trailing_zeros() as usize;
+        // Any chunk of a list at or above `from` serves `nb` when not `all`.
+        let least = match all {
+            true => 0,
+            false => nb,
+        };
+        if let Some(mem) = take_checked_range(tc, i, least) {
+            // SAFETY: cached entries of range lists are in-use chunks of this thread's
+            // arena, which `st` is, taken out of the cache.
+            unsafe { st.free(Chunk::from_mem(mem)) };
+            freed = true;
+            if !all {
+                return true;
+            }
+        }
+    }
 }
 
 /// Takes the first entry of list `i` (`i` within the cache's span).
 #[inline(always)]
 fn take(tc: &mut Tcache, i: usize) -> Option<*mut u8> {
-    // SAFETY: callers checked that list `i` is within the span, so `i < BINS`.
+    // SAFETY: callers pass a list within the cache's limits, so `i < LISTS`.
     let head = unsafe { tc.heads.get_unchecked_mut(i) };
     let entry = *head;
     if entry == 0 {
@@ -178,13 +259,13 @@ fn take(tc: &mut Tcache, i: usize) -> Option<*mut u8> {
 /// `entry` out with its key cleared.
 ///
 /// # Safety
-/// `i < BINS`; `entry` is list `i`'s first entry and `next` its checked link.
+/// `i < LISTS`; `entry` is list `i`'s first entry and `next` its checked link.
 #[inline(always)]
 unsafe fn unlink_first(tc: &mut Tcache, i: usize, entry: usize, next: usize) -> *mut u8 {
     // SAFETY: forwarded; the entry's second word is ours.
     unsafe {
         *tc.heads.get_unchecked_mut(i) = next;
-        *tc.counts.get_unchecked_mut(i) -= 1;
+        *tc.room.get_unchecked_mut(i) += 1;
         *((entry + SIZE_SZ) as *mut usize) = 0;
     }
     entry as *mut u8
@@ -225,8 +306,8 @@ pub unsafe fn free_fast(mem: usize) -> bool {
         return false;
     }
     // SAFETY: a chunk starts at `p` (the start map says so, or the unchecked build takes the
-    // caller's word) and it is not mapped.
-    unsafe { cache_own(tc, Chunk(p), size) }
+    // caller's word) and it is not mapped; its size is a small list's.
+    unsafe { cache_own(tc, Chunk(p), small_list(size)) }
 }
 
 /// Caches freed chunk `p` of `size` bytes if its list has room; `false` sends it to the
@@ -241,18 +322,29 @@ pub unsafe fn push(p: Chunk, size: usize) -> bool {
     if size > tc.max_chunk {
         return false;
     }
-    // SAFETY: forwarded.
-    unsafe { cache_own(tc, p, size) }
+    let i = list_of(size);
+    // SAFETY: forwarded; a size up to `max_chunk` has a list.
+    let cached = unsafe { cache_own(tc, p, i) };
+    note_cached(tc, i, cached)
 }
 
-/// The step every caching free shares: caches in-use chunk `p` of `size` (no larger than
-/// `max_chunk`) if it belongs to this thread's arena, carries no key and has room.
+/// Records in `range_used` that list `i` got a chunk, if `cached` says it did; returns
+/// `cached`.
+fn note_cached(tc: &mut Tcache, i: usize, cached: bool) -> bool {
+    if cached && i >= SMALL_LISTS {
+        tc.range_used |= range_bit(i);
+    }
+    cached
+}
+
+/// The step every caching free shares: caches in-use chunk `p` in list `i` (its size's) if it
+/// belongs to this thread's arena, carries no key and the list has room.
 ///
 /// # Safety
 /// `p` must be an in-use arena chunk (not mapped) the caller is freeing, with its successor's
-/// header inside its segment.
+/// header inside its segment; `i < LISTS`.
 #[inline(always)]
-unsafe fn cache_own(tc: &mut Tcache, p: Chunk, size: usize) -> bool {
+unsafe fn cache_own(tc: &mut Tcache, p: Chunk, i: usize) -> bool {
     // SAFETY: forwarded.
     if unsafe { arenas::owner_addr(p) } != tc.arena {
         return false;
@@ -264,30 +356,30 @@ unsafe fn cache_own(tc: &mut Tcache, p: Chunk, size: usize) -> bool {
     unsafe {
         let mark = *((entry + SIZE_SZ) as *const usize);
         if (mark ^ key) & !FAST_TAG == 0 {
-            return mark == key && push_after_key_match(tc, index(size), entry, key);
+            return mark == key && push_after_key_match(tc, i, entry, key);
         }
         // Already free in its arena (or merged into top): the arena path reports it.
         if !p.in_use() {
             return false;
         }
     }
-    // SAFETY: `size <= max_chunk <= MAX_CHUNK`, so the index is in range; the entry is ours.
-    unsafe { link(tc, index(size), entry, key) }
+    // SAFETY: forwarded; the entry is ours.
+    unsafe { link(tc, i, entry, key) }
 }
 
 /// Puts `entry` at the front of list `i` if it has room.
 ///
 /// # Safety
-/// `i < BINS`; `entry` is a chunk being freed by this thread.
+/// `i < LISTS`; `entry` is a chunk being freed by this thread.
 #[inline(always)]
 unsafe fn link(tc: &mut Tcache, i: usize, entry: usize, key: usize) -> bool {
     // SAFETY: the caller guarantees the index and the entry.
     unsafe {
-        let count = tc.counts.get_unchecked_mut(i);
-        if *count >= tc.limit {
+        let room = tc.room.get_unchecked_mut(i);
+        if *room == 0 {
             return false;
         }
-        *count += 1;
+        *room -= 1;
         let head = tc.heads.get_unchecked_mut(i);
         *(entry as *mut usize) = protect(entry, *head);
         *((entry + SIZE_SZ) as *mut usize) = key;
@@ -308,7 +400,7 @@ fn push_after_key_match(tc: &mut Tcache, i: usize, entry: usize, key: usize) -> 
             corruption(Corruption::TcacheDoubleFree);
         }
         steps += 1;
-        if steps > tc.limit as usize {
+        if steps > capacity(i, tc.count) as usize {
             corruption(Corruption::TcacheTooMany);
         }
         if !aligned(e) {
@@ -317,7 +409,7 @@ fn push_after_key_match(tc: &mut Tcache, i: usize, entry: usize, key: usize) -> 
         // SAFETY: list members are cached chunks of this thread.
         e = reveal(e, unsafe { *(e as *const usize) });
     }
-    // SAFETY: `i` came from a size within the cache's range; the entry is being freed.
+    // SAFETY: `i` is the list of a size within the cache's range; the entry is being freed.
     unsafe { link(tc, i, entry, key) }
 }
 
@@ -344,8 +436,11 @@ fn setup(tc: &mut Tcache) {
     let count = PARAMS.tcache_count.load(Relaxed).min(u16::MAX as usize);
     let max = PARAMS.tcache_max.load(Relaxed);
     if count > 0 {
-        tc.limit = count as u16;
-        set_max_chunk(tc, request_to_size(max).map_or(0, |s| s.min(MAX_CHUNK)));
+        tc.count = count as u16;
+        for (i, room) in tc.room.iter_mut().enumerate() {
+            *room = capacity(i, tc.count);
+        }
+        set_max_chunk(tc, request_to_size(max).unwrap_or(0));
     }
     let key = EXIT_KEY.load(Relaxed);
     if key != u32::MAX {
@@ -357,8 +452,9 @@ fn setup(tc: &mut Tcache) {
 /// Sets the largest cached chunk size (0: none) and the bounds the fast paths derive from it.
 fn set_max_chunk(tc: &mut Tcache, max_chunk: usize) {
     tc.max_chunk = max_chunk;
-    (tc.span, tc.request_limit) = match max_chunk >= MIN_CHUNK {
-        true => (max_chunk - MIN_CHUNK + ALIGNMENT, max_chunk - SIZE_SZ + 1),
+    let small = max_chunk.min(SMALL_MAX_CHUNK);
+    (tc.span, tc.request_limit) = match small >= MIN_CHUNK {
+        true => (small - MIN_CHUNK + ALIGNMENT, small - SIZE_SZ + 1),
         false => (0, 0),
     };
 }
@@ -377,7 +473,7 @@ pub fn lock_arena() -> Guard<'static> {
 
 /// Runs `f` on this thread's arena under its lock; if it finds nothing there and that was a
 /// thread arena, once more on the main arena, as glibc retries.
-pub fn with_arena<R>(mut f: impl FnMut(&mut State) -> Option<R>) -> Option<R> {
+pub fn with_arena<R>(mut f: impl FnMut(&mut Guard<'static>) -> Option<R>) -> Option<R> {
     let mut g = lock_arena();
     if let Some(r) = f(&mut g) {
         return Some(r);
@@ -389,23 +485,32 @@ pub fn with_arena<R>(mut f: impl FnMut(&mut State) -> Option<R>) -> Option<R> {
     f(&mut MAIN.lock())
 }
 
-/// The slow path of malloc for a chunk of `nb` bytes: from the arena, refilling the cache in
-/// the same locked batch when `nb` is cacheable.
+/// The slow path of malloc for a chunk of `nb` bytes: a range list's chunk if one fits,
+/// else from the arena, refilling a small list in the same locked batch.
 #[cold]
 pub fn malloc_slow(nb: usize) -> Option<Chunk> {
     let tc = current();
+    if nb > SMALL_MAX_CHUNK && nb <= tc.max_chunk {
+        if let Some(mem) = take_range(tc, nb) {
+            return Some(Chunk::from_mem(mem));
+        }
+    }
     // SAFETY: the closure runs with the lock held; chunks taken are in use and handed to the
     // cache or the caller.
     with_arena(|g| unsafe {
-        let first = g.malloc(nb)?;
-        if nb <= tc.max_chunk && !first.is_mmapped() {
+        let first = match g.arena_ref() as *const Arena as usize == tc.arena {
+            true => g.malloc_reclaiming(nb, |st, all| reclaim(tc, st, nb, all))?,
+            false => g.malloc(nb)?,
+        };
+        if nb <= tc.max_chunk.min(SMALL_MAX_CHUNK) && !first.is_mmapped() {
             // Carve the batch first, then cache it highest address first, so that it is
             // handed out in address order, as single splits of top would be.
-            let i = index(nb);
-            let want = (tc.limit as usize).div_ceil(2).min(MAX_BATCH);
+            let i = small_list(nb);
+            let want = (tc.count as usize).div_ceil(2).min(MAX_BATCH);
+            let held = (tc.count - tc.room[i]) as usize;
             let mut batch = [0usize; MAX_BATCH];
             let mut n = 0;
-            while n + (tc.counts[i] as usize) < want {
+            while n + held < want {
                 let Some(c) = g.malloc(nb) else { break };
                 batch[n] = c.mem() as usize;
                 n += 1;
@@ -415,11 +520,36 @@ pub fn malloc_slow(nb: usize) -> Option<Chunk> {
                 *(entry as *mut usize) = protect(entry, tc.heads[i]);
                 *((entry + SIZE_SZ) as *mut usize) = key;
                 tc.heads[i] = entry;
-                tc.counts[i] += 1;
+                tc.room[i] -= 1;
             }
         }
         Some(first)
     })
+}
+
+/// Resizes in-use arena chunk `old` for `nb` bytes in its own arena (a move there takes back
+/// a cached range chunk before top, as `malloc_slow` does, when that arena is this
+/// thread's); `None` when it cannot, or when this thread already holds that arena's lock
+/// (a signal handler interrupted malloc).
+///
+/// # Safety
+/// `old` must be a live arena chunk the caller holds.
+pub unsafe fn realloc_in_arena(old: Chunk, nb: usize) -> Option<Chunk> {
+    // SAFETY: forwarded.
+    let owner = unsafe { arenas::owner(old) };
+    if owner.lock_held_by_me() {
+        return None;
+    }
+    let tc = current();
+    let mine = owner as *const Arena as usize == tc.arena;
+    let mut g = owner.lock();
+    // SAFETY: the lock is held; `old` is the caller's; reclaim frees this arena's chunks.
+    unsafe {
+        match mine {
+            true => g.realloc(old, nb, |st, all| reclaim(tc, st, nb, all)),
+            false => g.realloc(old, nb, |_, _| false),
+        }
+    }
 }
 
 /// The slow path of free for arena chunk `p` of `size` bytes: half-flush a full list and
@@ -446,12 +576,13 @@ pub unsafe fn free_slow(p: Chunk, size: usize) {
             tc.foreign = entry;
             tc.foreign_count += 1;
             if tc.foreign_count >= FOREIGN_BATCH {
-                flush_foreign(tc);
+                drain::flush_foreign(tc);
             }
             return;
         }
-        let i = index(size);
-        flush(tc, i, (tc.counts[i] as usize).div_ceil(2));
+        let i = list_of(size);
+        let held = capacity(i, tc.count) - tc.room[i];
+        drain::flush(tc, i, (held as usize).div_ceil(2));
         // SAFETY: forwarded; the list now has room.
         if unsafe { push(p, size) } {
             return;
@@ -459,111 +590,6 @@ pub unsafe fn free_slow(p: Chunk, size: usize) {
     }
     // SAFETY: forwarded.
     unsafe { free_to_arena(p) };
-}
-
-/// Frees `p` to its arena: under the lock if it can be had at once (or is this thread's own
-/// arena), else handed to the owner's remote list, so that a free never waits on another
-/// thread's arena.
-///
-/// # Safety
-/// As for `free_slow`.
-pub unsafe fn free_to_arena(p: Chunk) {
-    // SAFETY: forwarded.
-    let owner = unsafe { arenas::owner(p) };
-    let mem = p.mem() as usize;
-    // SAFETY: forwarded.
-    unsafe { release_run(owner, mem, mem) };
-}
-
-/// Frees a chain of chunks of one arena, linked through their first word, `first` to `last`:
-/// into this thread's own arena under its lock; another arena's chain goes onto that arena's
-/// remote list with one CAS, for its owner to take straight into its thread cache.
-unsafe fn release_run(owner: &'static Arena, first: usize, last: usize) {
-    // SAFETY: the chain holds in-use chunks of `owner` that their holder is freeing.
-    unsafe {
-        *(last as *mut usize) = 0;
-        let mine = tls_arena() == owner as *const Arena as usize;
-        let guard = match mine && !owner.lock_held_by_me() {
-            true => Some(owner.lock()),
-            false => None,
-        };
-        match guard {
-            Some(mut g) => {
-                let mut e = first;
-                while e != 0 {
-                    let next = *(e as *const usize);
-                    g.free(Chunk::from_mem(e as *mut u8));
-                    e = next;
-                }
-            }
-            None => owner.push_remote(first, last),
-        }
-    }
-}
-
-fn tls_arena() -> usize {
-    // SAFETY: the cache is this thread's own.
-    unsafe { (*tls::tcache()).arena }
-}
-
-/// Chunks on their way back to their arenas, gathered into runs of one arena each so that
-/// each run costs one lock (or one hand-over to the owner's remote list).
-struct Runs {
-    run: Option<(&'static Arena, usize, usize)>,
-}
-
-impl Runs {
-    /// Adds in-use chunk `entry` (a user pointer being freed).
-    ///
-    /// # Safety
-    /// `entry` must be an in-use arena chunk its holder is freeing, in no list.
-    unsafe fn add(&mut self, entry: usize) {
-        // SAFETY: forwarded; a run's last entry's first word is free for the link.
-        unsafe {
-            let owner = arenas::owner(Chunk::from_mem(entry as *mut u8));
-            self.run = match self.run {
-                Some((a, first, last)) if core::ptr::eq(a, owner) => {
-                    *(last as *mut usize) = entry;
-                    Some((a, first, entry))
-                }
-                Some((a, first, last)) => {
-                    release_run(a, first, last);
-                    Some((owner, entry, entry))
-                }
-                None => Some((owner, entry, entry)),
-            };
-        }
-    }
-
-    fn finish(self) {
-        if let Some((a, first, last)) = self.run {
-            // SAFETY: the run holds chunks added above.
-            unsafe { release_run(a, first, last) };
-        }
-    }
-}
-
-/// Takes `n` chunks off list `i` and frees them to their arenas.
-fn flush(tc: &mut Tcache, i: usize, n: usize) {
-    let mut runs = Runs { run: None };
-    for _ in 0..n {
-        let entry = tc.heads[i];
-        if entry == 0 {
-            break;
-        }
-        // SAFETY: cached entries are in-use chunks this thread freed.
-        unsafe {
-            let next = reveal(entry, *(entry as *const usize));
-            if !aligned(next) {
-                corruption(Corruption::TcacheUnaligned);
-            }
-            tc.heads[i] = next;
-            tc.counts[i] -= 1;
-            *((entry + SIZE_SZ) as *mut usize) = 0;
-            runs.add(entry);
-        }
-    }
-    runs.finish();
 }
 
 /// Whether `entry` is in the plainly linked chain from `head`.
@@ -577,33 +603,6 @@ fn in_chain(mut e: usize, entry: usize) -> bool {
         e = unsafe { *(e as *const usize) };
     }
     false
-}
-
-/// Hands the foreign chunks back to their arenas.
-fn flush_foreign(tc: &mut Tcache) {
-    let mut e = core::mem::take(&mut tc.foreign);
-    tc.foreign_count = 0;
-    let mut runs = Runs { run: None };
-    while e != 0 {
-        // SAFETY: foreign entries are in-use chunks this thread freed, linked plainly.
-        unsafe {
-            let next = *(e as *const usize);
-            *((e + SIZE_SZ) as *mut usize) = 0;
-            runs.add(e);
-            e = next;
-        }
-    }
-    runs.finish();
-}
-
-/// Flushes every list of the calling thread's cache (malloc_trim, thread exit).
-pub fn flush_all() {
-    // SAFETY: the cache is this thread's own.
-    let tc = unsafe { &mut *tls::tcache() };
-    for i in 0..BINS {
-        flush(tc, i, usize::MAX);
-    }
-    flush_foreign(tc);
 }
 
 /// Chunks and bytes in the calling thread's cache and foreign batch. A refill may cache a
@@ -646,7 +645,6 @@ unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
     }
     // Off first, so that nothing is adopted into the cache while it is being emptied.
     set_max_chunk(tc, 0);
-    tc.limit = 0;
     tc.state = DONE;
     flush_all();
     // SAFETY: the cache's arena is a live arena.
@@ -665,28 +663,14 @@ pub fn adopt(entry: usize) -> bool {
     if tc.state != ACTIVE || size > tc.max_chunk {
         return false;
     }
-    // SAFETY: `size <= max_chunk`, so the index is in range; the entry is ours.
-    unsafe { link(tc, index(size), entry, tc.key) }
+    let i = list_of(size);
+    // SAFETY: a size up to `max_chunk` has a list; the entry is ours.
+    let cached = unsafe { link(tc, i, entry, tc.key) };
+    note_cached(tc, i, cached)
 }
 
 /// The arena of the calling thread (for fork's child handler).
 pub fn my_arena() -> usize {
-    tls_arena()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_index_matches_the_chunk_size_of_every_cacheable_request() {
-        for bytes in 0..=MAX_CHUNK - SIZE_SZ {
-            let nb = request_to_size(bytes).unwrap();
-            assert_eq!(request_index(bytes), index(nb), "request of {bytes} bytes");
-        }
-        assert_eq!(
-            request_to_size(MAX_CHUNK - SIZE_SZ + 1),
-            Some(MAX_CHUNK + ALIGNMENT)
-        );
-    }
+    // SAFETY: the cache is this thread's own.
+    unsafe { (*tls::tcache()).arena }
 }

@@ -1,0 +1,138 @@
+//! Chunks leaving the thread cache for their arenas: half a full list, the foreign batch,
+//! everything at thread exit or malloc_trim. Chunks of one arena go back as one run, under
+//! one lock for this thread's own arena, or with one CAS onto another arena's remote list.
+
+use super::{Tcache, LISTS};
+use crate::arena::Arena;
+use crate::arenas;
+use crate::bins::reveal;
+use crate::check::{corruption, Corruption};
+use crate::chunk::{aligned, Chunk, SIZE_SZ};
+use crate::tls;
+
+/// Frees `p` to its arena: under the lock if it can be had at once (or is this thread's own
+/// arena), else handed to the owner's remote list, so that a free never waits on another
+/// thread's arena.
+///
+/// # Safety
+/// `p` must be an in-use arena chunk the caller is freeing.
+pub unsafe fn free_to_arena(p: Chunk) {
+    // SAFETY: forwarded.
+    let owner = unsafe { arenas::owner(p) };
+    let mem = p.mem() as usize;
+    // SAFETY: forwarded.
+    unsafe { release_run(owner, mem, mem) };
+}
+
+/// Frees a chain of chunks of one arena, linked through their first word, `first` to `last`:
+/// into this thread's own arena under its lock; another arena's chain goes onto that arena's
+/// remote list with one CAS, for its owner to take straight into its thread cache.
+unsafe fn release_run(owner: &'static Arena, first: usize, last: usize) {
+    // SAFETY: the chain holds in-use chunks of `owner` that their holder is freeing.
+    unsafe {
+        *(last as *mut usize) = 0;
+        let mine = (*tls::tcache()).arena == owner as *const Arena as usize;
+        let guard = match mine && !owner.lock_held_by_me() {
+            true => Some(owner.lock()),
+            false => None,
+        };
+        match guard {
+            Some(mut g) => {
+                let mut e = first;
+                while e != 0 {
+                    let next = *(e as *const usize);
+                    g.free(Chunk::from_mem(e as *mut u8));
+                    e = next;
+                }
+            }
+            None => owner.push_remote(first, last),
+        }
+    }
+}
+
+/// Chunks on their way back to their arenas, gathered into runs of one arena each so that
+/// each run costs one lock (or one hand-over to the owner's remote list).
+struct Runs {
+    run: Option<(&'static Arena, usize, usize)>,
+}
+
+impl Runs {
+    /// Adds in-use chunk `entry` (a user pointer being freed).
+    ///
+    /// # Safety
+    /// `entry` must be an in-use arena chunk its holder is freeing, in no list.
+    unsafe fn add(&mut self, entry: usize) {
+        // SAFETY: forwarded; a run's last entry's first word is free for the link.
+        unsafe {
+            let owner = arenas::owner(Chunk::from_mem(entry as *mut u8));
+            self.run = match self.run {
+                Some((a, first, last)) if core::ptr::eq(a, owner) => {
+                    *(last as *mut usize) = entry;
+                    Some((a, first, entry))
+                }
+                Some((a, first, last)) => {
+                    release_run(a, first, last);
+                    Some((owner, entry, entry))
+                }
+                None => Some((owner, entry, entry)),
+            };
+        }
+    }
+
+    fn finish(self) {
+        if let Some((a, first, last)) = self.run {
+            // SAFETY: the run holds chunks added above.
+            unsafe { release_run(a, first, last) };
+        }
+    }
+}
+
+/// Takes up to `n` chunks off list `i` and frees them to their arenas.
+pub fn flush(tc: &mut Tcache, i: usize, n: usize) {
+    let mut runs = Runs { run: None };
+    for _ in 0..n {
+        let entry = tc.heads[i];
+        if entry == 0 {
+            break;
+        }
+        // SAFETY: cached entries are in-use chunks this thread freed.
+        unsafe {
+            let next = reveal(entry, *(entry as *const usize));
+            if !aligned(next) {
+                corruption(Corruption::TcacheUnaligned);
+            }
+            tc.heads[i] = next;
+            tc.room[i] += 1;
+            *((entry + SIZE_SZ) as *mut usize) = 0;
+            runs.add(entry);
+        }
+    }
+    runs.finish();
+}
+
+/// Hands the foreign chunks back to their arenas.
+pub fn flush_foreign(tc: &mut Tcache) {
+    let mut e = core::mem::take(&mut tc.foreign);
+    tc.foreign_count = 0;
+    let mut runs = Runs { run: None };
+    while e != 0 {
+        // SAFETY: foreign entries are in-use chunks this thread freed, linked plainly.
+        unsafe {
+            let next = *(e as *const usize);
+            *((e + SIZE_SZ) as *mut usize) = 0;
+            runs.add(e);
+            e = next;
+        }
+    }
+    runs.finish();
+}
+
+/// Flushes every list of the calling thread's cache (malloc_trim, thread exit).
+pub fn flush_all() {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    for i in 0..LISTS {
+        flush(tc, i, usize::MAX);
+    }
+    flush_foreign(tc);
+}

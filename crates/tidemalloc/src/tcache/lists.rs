@@ -1,0 +1,161 @@
+//! Which list of the thread cache a chunk belongs to, and how many chunks each list holds.
+//!
+//! Chunks up to 1040 bytes have one list per size, as glibc's 64 thread-cache bins. Larger
+//! chunks go to range lists, as in glibc 2.42's large thread-cache bins: eight per doubling
+//! of the size, each holding the chunks from its floor up to the next list's floor. A
+//! request for `nb` bytes looks at two heads only: its own size's list, whose first entry
+//! may or may not be large enough, and the list above, whose entries all are. So a program
+//! that frees and allocates one size again finds it in its own list, and any other request
+//! gets a chunk less than a quarter larger than it asked for, without a search.
+
+use crate::chunk::{request_to_size, ALIGNMENT, ALIGN_MASK, MIN_CHUNK, SIZE_SZ};
+
+/// Lists of one chunk size each: 32, 48, ... 1040 bytes (requests up to 1032 bytes).
+pub const SMALL_LISTS: usize = 64;
+/// The largest chunk size with a list of its own.
+pub const SMALL_MAX_CHUNK: usize = MIN_CHUNK + (SMALL_LISTS - 1) * ALIGNMENT;
+/// The largest `glibc.malloc.tcache_max` glibc 2.42 accepts.
+pub const LARGEST_MAX_BYTES: usize = 4 << 20;
+/// Range lists per doubling of the chunk size, as a power of two.
+const STEPS_LOG2: u32 = 3;
+/// The first range list's floor: the power of two at or below the first size past the
+/// small lists.
+const BASE_LOG2: u32 = 10;
+const _: () = assert!(1 << BASE_LOG2 <= SMALL_MAX_CHUNK && SMALL_MAX_CHUNK < 2 << BASE_LOG2);
+/// The largest chunk a cache may hold.
+const LARGEST_MAX_CHUNK: usize = match request_to_size(LARGEST_MAX_BYTES) {
+    Some(size) => size,
+    None => panic!("tcache_max's bound is a valid request"),
+};
+/// All lists: the largest chunk's own list and the one above it are the last two.
+pub const LISTS: usize = range_list(LARGEST_MAX_CHUNK) + 2;
+/// One bit per range list (see `Tcache::range_used`).
+pub type RangeBits = u128;
+const _: () = assert!(LISTS - SMALL_LISTS <= RangeBits::BITS as usize);
+/// What a range list may hold, in bytes of chunk floors (always room for one chunk): it
+/// bounds a thread's cached range chunks by about 0.7 MiB at the default `tcache_max`.
+/// Twice this held 0.9 MiB more at peak in the bench's realloc workload for no speed.
+const RANGE_LIST_BYTES: usize = 16 << 10;
+
+/// The list of a chunk of `size` bytes (a multiple of ALIGNMENT, at least MIN_CHUNK).
+#[inline(always)]
+pub const fn list_of(size: usize) -> usize {
+    if size <= SMALL_MAX_CHUNK {
+        small_list(size)
+    } else {
+        range_list(size)
+    }
+}
+
+/// The list of a chunk of `size` bytes, at most SMALL_MAX_CHUNK.
+#[inline(always)]
+pub const fn small_list(size: usize) -> usize {
+    (size - MIN_CHUNK) / ALIGNMENT
+}
+
+/// The small list of a request of `bytes` bytes (no larger than `SMALL_MAX_CHUNK - SIZE_SZ`),
+/// computed from the request without going through `request_to_size`.
+#[inline(always)]
+pub const fn request_list(bytes: usize) -> usize {
+    // Requests of 0 to 24 bytes all take the smallest chunk.
+    ((bytes + SIZE_SZ + ALIGN_MASK) / ALIGNMENT).saturating_sub(MIN_CHUNK / ALIGNMENT)
+}
+
+/// The range list of a chunk of `size` bytes, above SMALL_MAX_CHUNK.
+#[inline]
+pub const fn range_list(size: usize) -> usize {
+    let log = usize::BITS - 1 - size.leading_zeros();
+    let step = (size >> (log - STEPS_LOG2)) & ((1 << STEPS_LOG2) - 1);
+    SMALL_LISTS + (((log - BASE_LOG2) << STEPS_LOG2) as usize) + step
+}
+
+/// The smallest chunk range list `i` holds.
+#[inline]
+pub const fn range_floor(i: usize) -> usize {
+    let j = i - SMALL_LISTS;
+    let steps = 1 << STEPS_LOG2;
+    (steps + j % steps) << (j / steps + (BASE_LOG2 - STEPS_LOG2) as usize)
+}
+
+/// The range list every chunk of which is at least `nb` bytes (above SMALL_MAX_CHUNK), with
+/// the smallest such chunks.
+#[inline]
+pub const fn range_list_above(nb: usize) -> usize {
+    range_list(nb - 1) + 1
+}
+
+/// How many chunks list `i` holds when a size list holds `count`: a range list holds as
+/// many as fit in RANGE_LIST_BYTES, at least one and at most `count`.
+#[inline]
+pub fn capacity(i: usize, count: u16) -> u16 {
+    if i < SMALL_LISTS {
+        return count;
+    }
+    let fit = (RANGE_LIST_BYTES / range_floor(i)).max(1);
+    count.min(fit as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_list_matches_the_chunk_size_of_every_small_request() {
+        for bytes in 0..=SMALL_MAX_CHUNK - SIZE_SZ {
+            let nb = request_to_size(bytes).unwrap();
+            assert_eq!(
+                request_list(bytes),
+                small_list(nb),
+                "request of {bytes} bytes"
+            );
+        }
+        assert_eq!(
+            request_to_size(SMALL_MAX_CHUNK - SIZE_SZ + 1),
+            Some(SMALL_MAX_CHUNK + ALIGNMENT)
+        );
+    }
+
+    #[test]
+    fn every_chunk_size_lies_between_its_list_floor_and_the_next() {
+        assert_eq!(list_of(SMALL_MAX_CHUNK), SMALL_LISTS - 1);
+        assert_eq!(list_of(SMALL_MAX_CHUNK + ALIGNMENT), SMALL_LISTS);
+        let mut size = SMALL_MAX_CHUNK + ALIGNMENT;
+        while size <= LARGEST_MAX_CHUNK {
+            let i = list_of(size);
+            assert!(i + 1 < LISTS, "{size}");
+            assert!(
+                range_floor(i) <= size && size < range_floor(i + 1),
+                "{size}"
+            );
+            size += ALIGNMENT;
+        }
+    }
+
+    #[test]
+    fn the_list_above_a_request_holds_only_chunks_that_fit_with_less_than_a_quarter_to_spare() {
+        let mut nb = SMALL_MAX_CHUNK + ALIGNMENT;
+        while nb <= LARGEST_MAX_CHUNK {
+            let above = range_list_above(nb);
+            assert!(above < LISTS, "{nb}");
+            assert!(range_floor(above) >= nb, "{nb}");
+            // The largest chunk of that list, against the request.
+            let largest = range_floor(above + 1) - ALIGNMENT;
+            assert!(largest - nb < nb / 4, "{nb}: up to {largest}");
+            assert!(above == list_of(nb) || above == list_of(nb) + 1, "{nb}");
+            nb += ALIGNMENT;
+        }
+    }
+
+    #[test]
+    fn range_lists_hold_a_bounded_number_of_bytes() {
+        let count = u16::MAX;
+        assert_eq!(capacity(SMALL_LISTS - 1, count), count);
+        let default_max = request_to_size(super::super::DEFAULT_MAX_BYTES).unwrap();
+        let held: usize = (SMALL_LISTS..=list_of(default_max))
+            .map(|i| capacity(i, count) as usize * (range_floor(i + 1) - ALIGNMENT))
+            .sum();
+        assert!(held <= 750 << 10, "{held} bytes");
+        assert_eq!(capacity(list_of(LARGEST_MAX_CHUNK), count), 1);
+        assert_eq!(capacity(SMALL_LISTS, 3), 3);
+    }
+}
