@@ -48,10 +48,12 @@ const NEW: u8 = 0;
 const ACTIVE: u8 = 1;
 const DONE: u8 = 2;
 
-/// Marks a cached chunk in its second word, so that a double free is spotted cheaply.
+/// Marks a cached chunk in its second word, so that a double free is spotted cheaply. It is
+/// odd, so that the mark of a fast-bin chunk, the same with its low bit clear, is told
+/// apart from it by one bit and both are caught by one compare.
 static KEY: AtomicUsize = AtomicUsize::new(0);
-/// Told apart from `KEY` by one bit: the mark of a chunk in an arena's fast bin.
-const FAST_TAG: usize = 1 << 62;
+/// The bit that tells `KEY` and the fast-bin mark apart.
+const FAST_TAG: usize = 1;
 
 /// The mark of a chunk in a fast bin.
 #[inline]
@@ -119,7 +121,7 @@ fn next_number() -> u32 {
 /// Process-wide set-up done once, by the first thread: the double-free key and the
 /// thread-exit hook.
 pub fn global_init() {
-    KEY.store(os::random_word(), Relaxed);
+    KEY.store(os::random_word() | FAST_TAG, Relaxed);
     if let Some(key) = os::thread_exit_key(thread_exit) {
         EXIT_KEY.store(key, Relaxed);
     }
@@ -355,7 +357,7 @@ unsafe fn cache_own(tc: &mut Tcache, p: Chunk, i: usize) -> bool {
     // its successor's header lies inside the segment (the caller's word).
     unsafe {
         let mark = *((entry + SIZE_SZ) as *const usize);
-        if (mark ^ key) & !FAST_TAG == 0 {
+        if mark | FAST_TAG == key {
             return mark == key && push_after_key_match(tc, i, entry, key);
         }
         // Already free in its arena (or merged into top): the arena path reports it.
