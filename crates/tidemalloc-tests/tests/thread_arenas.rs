@@ -200,3 +200,13 @@ fn blocks_freed_by_another_thread_stay_intact() {
         ("corrupted_blocks", 0),
     ]);
 }
+
+/// A block past the thread cache's small lists, freed by a thread of another arena, goes
+/// back to its arena at once rather than into the freeing thread's batch of foreign chunks
+/// (which would hold up to 32 of them): its owner gets it back while that thread lives.
+#[test]
+fn large_blocks_freed_in_another_arena_go_back_at_once() {
+    let program = CProgram::build("foreign_return");
+    let out = run_with_env(&program, &[], &[]);
+    out.facts().expect(&[("returned", 1)]);
+}

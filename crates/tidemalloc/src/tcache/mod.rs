@@ -565,6 +565,13 @@ pub unsafe fn free_slow(p: Chunk, size: usize) {
     if tc.state == ACTIVE && size <= tc.max_chunk {
         // SAFETY: forwarded.
         if unsafe { arenas::owner_addr(p) } != tc.arena {
+            // A batch of range chunks could hold up to a megabyte back from their owners:
+            // those go back at once.
+            if size > SMALL_MAX_CHUNK {
+                // SAFETY: forwarded.
+                unsafe { free_to_arena(p) };
+                return;
+            }
             let entry = p.mem() as usize;
             let key = tc.key;
             // SAFETY: the chunk is being freed; its first two words are ours.
