@@ -172,3 +172,26 @@ fn range_lists_hold_a_share_of_bytes_per_list() {
     assert_eq!(ordinary + cached, 20);
     assert_eq!(freed("5000", "glibc.malloc.tcache_count=0"), (0, 20, 0));
 }
+
+/// The chunks each of the first six refills of one list takes from the arena.
+fn refills(tunables: &str) -> Vec<i64> {
+    let program = CProgram::build("refill_batches");
+    let mut cmd = program.command(&[]);
+    if !tunables.is_empty() {
+        cmd.env("GLIBC_TUNABLES", tunables);
+    }
+    let out = common::run(&mut cmd, common::DEFAULT_TIMEOUT);
+    out.assert_success(&format!("refill_batches with GLIBC_TUNABLES={tunables}"));
+    let facts = out.facts();
+    (0..6).map(|n| facts.int(&format!("refill_{n}"))).collect()
+}
+
+#[test]
+fn refill_batches_start_small_and_double_up_to_half_a_list() {
+    // A refill hands one chunk out and caches a batch: 4 the first time, then 8, 16 and
+    // 32, half of the default 64 per list.
+    assert_eq!(refills(""), [5, 9, 17, 33, 33, 33]);
+    assert_eq!(refills("glibc.malloc.tcache_count=16"), [5, 9, 9, 9, 9, 9]);
+    // No cache: the arena hands out one chunk per request.
+    assert_eq!(refills("glibc.malloc.tcache_count=0"), [1, 1, 1, 1, 1, 1]);
+}

@@ -43,6 +43,12 @@ pub const DEFAULT_MAX_BYTES: usize = 32 << 10;
 const FOREIGN_BATCH: usize = 32;
 /// Most chunks one refill carves under one lock.
 const MAX_BATCH: usize = 64;
+/// Chunks a list's first refill caches (besides the one it hands out); each later refill of
+/// the list caches twice as many, up to half the list, so that a short-lived thread does
+/// not carve (and at its exit free again) dozens of chunks of every size it asked for once.
+const FIRST_BATCH: usize = 4;
+/// Refills after which a list's batch stops growing (FIRST_BATCH << 4 = MAX_BATCH).
+const MAX_DOUBLINGS: u8 = 4;
 
 const NEW: u8 = 0;
 const ACTIVE: u8 = 1;
@@ -92,6 +98,8 @@ pub struct Tcache {
     foreign_count: usize,
     /// This thread's number for lock words (0 until first needed).
     number: u32,
+    /// How many times each small list's refill batch has doubled.
+    refills: [u8; SMALL_LISTS],
 }
 
 /// Hands out thread numbers; they are 31 bits wide and never 0.
@@ -508,7 +516,11 @@ pub fn malloc_slow(nb: usize) -> Option<Chunk> {
             // Carve the batch first, then cache it highest address first, so that it is
             // handed out in address order, as single splits of top would be.
             let i = small_list(nb);
-            let want = (tc.count as usize).div_ceil(2).min(MAX_BATCH);
+            let doublings = &mut tc.refills[i];
+            let want = (FIRST_BATCH << *doublings)
+                .min((tc.count as usize).div_ceil(2))
+                .min(MAX_BATCH);
+            *doublings = (*doublings + 1).min(MAX_DOUBLINGS);
             let held = (tc.count - tc.room[i]) as usize;
             let mut batch = [0usize; MAX_BATCH];
             let mut n = 0;
