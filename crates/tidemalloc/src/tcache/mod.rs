@@ -212,6 +212,11 @@ fn reclaim(tc: &mut Tcache, st: &mut State, nb: usize, all: bool) -> bool {
         (false, true) => range_list_above(nb),
         _ => SMALL_LISTS,
     };
+    // Every chunk of a list at or above `from` serves `nb` when not `all`.
+    let least = match all {
+        true => 0,
+        false => nb,
+    };
     let mut freed = false;
     loop {
         let used = tc
@@ -222,11 +227,6 @@ fn reclaim(tc: &mut Tcache, st: &mut State, nb: usize, all: bool) -> bool {
             return freed;
         }
         let i = from + used.trailing_zeros() as usize;
-        // Any chunk of a list at or above `from` serves `nb` when not `all`.
-        let least = match all {
-            true => 0,
-            false => nb,
-        };
         if let Some(mem) = take_checked_range(tc, i, least) {
             // SAFETY: cached entries of range lists are in-use chunks of this thread's
             // arena, which `st` is, taken out of the cache.
@@ -239,7 +239,7 @@ fn reclaim(tc: &mut Tcache, st: &mut State, nb: usize, all: bool) -> bool {
     }
 }
 
-/// Takes the first entry of list `i` (`i` within the cache's span).
+/// Takes the first entry of list `i` (`i < LISTS`).
 #[inline(always)]
 fn take(tc: &mut Tcache, i: usize) -> Option<*mut u8> {
     // SAFETY: callers pass a list within the cache's limits, so `i < LISTS`.
@@ -577,40 +577,48 @@ pub unsafe fn free_slow(p: Chunk, size: usize) {
     if tc.state == ACTIVE && size <= tc.max_chunk {
         // SAFETY: forwarded.
         if unsafe { arenas::owner_addr(p) } != tc.arena {
-            // A batch of range chunks could hold up to a megabyte back from their owners:
-            // those go back at once.
-            if size > SMALL_MAX_CHUNK {
+            // A chunk of another arena joins the foreign batch if it is small; a batch of
+            // range chunks could hold a megabyte back from their owners, so those go back
+            // at once.
+            if size <= SMALL_MAX_CHUNK {
                 // SAFETY: forwarded.
-                unsafe { free_to_arena(p) };
+                unsafe { add_foreign(tc, p) };
                 return;
             }
-            let entry = p.mem() as usize;
-            let key = tc.key;
-            // SAFETY: the chunk is being freed; its first two words are ours.
-            unsafe {
-                if *((entry + SIZE_SZ) as *const usize) == key && in_chain(tc.foreign, entry) {
-                    corruption(Corruption::TcacheDoubleFree);
-                }
-                *((entry + SIZE_SZ) as *mut usize) = key;
-                *(entry as *mut usize) = tc.foreign;
+        } else {
+            let i = list_of(size);
+            let held = capacity(i, tc.count) - tc.room[i];
+            drain::flush(tc, i, (held as usize).div_ceil(2));
+            // SAFETY: forwarded; the list now has room.
+            if unsafe { push(p, size) } {
+                return;
             }
-            tc.foreign = entry;
-            tc.foreign_count += 1;
-            if tc.foreign_count >= FOREIGN_BATCH {
-                drain::flush_foreign(tc);
-            }
-            return;
-        }
-        let i = list_of(size);
-        let held = capacity(i, tc.count) - tc.room[i];
-        drain::flush(tc, i, (held as usize).div_ceil(2));
-        // SAFETY: forwarded; the list now has room.
-        if unsafe { push(p, size) } {
-            return;
         }
     }
     // SAFETY: forwarded.
     unsafe { free_to_arena(p) };
+}
+
+/// Adds chunk `p` of another arena to the foreign batch, handing the batch back when full.
+///
+/// # Safety
+/// As for `free_slow`.
+unsafe fn add_foreign(tc: &mut Tcache, p: Chunk) {
+    let entry = p.mem() as usize;
+    let key = tc.key;
+    // SAFETY: the chunk is being freed; its first two words are ours.
+    unsafe {
+        if *((entry + SIZE_SZ) as *const usize) == key && in_chain(tc.foreign, entry) {
+            corruption(Corruption::TcacheDoubleFree);
+        }
+        *((entry + SIZE_SZ) as *mut usize) = key;
+        *(entry as *mut usize) = tc.foreign;
+    }
+    tc.foreign = entry;
+    tc.foreign_count += 1;
+    if tc.foreign_count >= FOREIGN_BATCH {
+        drain::flush_foreign(tc);
+    }
 }
 
 /// Whether `entry` is in the plainly linked chain from `head`.
