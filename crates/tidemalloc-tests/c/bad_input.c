@@ -156,6 +156,26 @@ static void edges(void)
     grow = realloc(grow, 50);
     fact("realloc_shrink_keeps_data", "%d", grow != NULL && intact(grow, 50, 6));
     free(grow);
+
+    /* In place: a request within the usable size (104 for 100 bytes) keeps the block, and
+     * so does one that leaves less than a chunk to spare (90: a 96-byte chunk in 112);
+     * 40 bytes leave 64 to spare, which go back to the arena. */
+    char *block = malloc(100);
+    char *guard = malloc(16);
+    if (!block || !guard)
+        setup_failed("malloc returned NULL");
+    uintptr_t at = (uintptr_t)block;
+    fill(block, 100, 7);
+    block = realloc(block, 104);
+    fact("realloc_within_usable_in_place", "%d", (uintptr_t)block == at && intact(block, 100, 7));
+    block = realloc(block, 90);
+    fact("realloc_small_shrink_in_place", "%d",
+         (uintptr_t)block == at && malloc_usable_size(block) == 104 && intact(block, 90, 7));
+    block = realloc(block, 40);
+    fact("realloc_shrink_splits_in_place", "%d",
+         (uintptr_t)block == at && malloc_usable_size(block) == 40 && intact(block, 40, 7));
+    free(block);
+    free(guard);
 }
 
 int main(void)

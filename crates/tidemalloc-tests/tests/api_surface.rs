@@ -83,6 +83,9 @@ fn edge_cases_behave_as_glibc() {
         ("valloc_5000_page_aligned", 1),
         ("realloc_to_mmapped_keeps_data", 1),
         ("realloc_shrink_keeps_data", 1),
+        ("realloc_within_usable_in_place", 1),
+        ("realloc_small_shrink_in_place", 1),
+        ("realloc_shrink_splits_in_place", 1),
     ]);
 }
 

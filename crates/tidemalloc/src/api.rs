@@ -239,7 +239,12 @@ pub(crate) unsafe fn resize(mem: *mut u8, bytes: usize) -> *mut u8 {
                 }
                 old
             }
-            Checked::Arena(old, _) => {
+            Checked::Arena(old, size) => {
+                // Large enough already, with too little to spare for a chunk of its own: the
+                // arena would change nothing, so its lock is not taken.
+                if nb <= size && size - nb < MIN_CHUNK {
+                    return mem;
+                }
                 if let Some(c) = tcache::realloc_in_arena(old, nb) {
                     return c.mem();
                 }
