@@ -286,3 +286,16 @@ fn malloc_resolves_to_the_preloaded_library() {
     );
     assert!(!facts.str("version").is_empty(), "{out}");
 }
+
+/// Loaded with dlopen (not preloaded), the library fits in the static TLS glibc keeps for
+/// such libraries, and its own malloc and free work there.
+#[test]
+fn the_library_loads_with_dlopen() {
+    let lib = library().expect("the library under test");
+    let program = CProgram::build("dlopen");
+    let mut cmd = program.command(&[lib.to_str().expect("a UTF-8 path")]);
+    cmd.env_remove("LD_PRELOAD");
+    let out = common::run(&mut cmd, common::DEFAULT_TIMEOUT);
+    out.assert_success("dlopen");
+    out.facts().expect(&[("loaded", 1), ("works", 1)]);
+}

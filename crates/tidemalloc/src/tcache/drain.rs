@@ -2,12 +2,12 @@
 //! everything at thread exit or malloc_trim. Chunks of one arena go back as one run, under
 //! one lock for this thread's own arena, or with one CAS onto another arena's remote list.
 
-use super::{Tcache, LISTS};
+use super::classes::LISTS;
+use super::list::List;
+use super::Tcache;
 use crate::arena::Arena;
 use crate::arenas;
-use crate::bins::reveal;
-use crate::check::{corruption, Corruption};
-use crate::chunk::{aligned, Chunk, SIZE_SZ};
+use crate::chunk::{Chunk, SIZE_SZ};
 use crate::tls;
 
 /// Frees `p` to its arena: under the lock if it can be had at once (or is this thread's own
@@ -91,21 +91,11 @@ impl Runs {
 pub fn flush(tc: &mut Tcache, i: usize, n: usize) {
     let mut runs = Runs { run: None };
     for _ in 0..n {
-        let entry = tc.heads[i];
-        if entry == 0 {
+        let Some(entry) = tc.list(i).and_then(List::take) else {
             break;
-        }
-        // SAFETY: cached entries are in-use chunks this thread freed.
-        unsafe {
-            let next = reveal(entry, *(entry as *const usize));
-            if !aligned(next) {
-                corruption(Corruption::TcacheUnaligned);
-            }
-            tc.heads[i] = next;
-            tc.room[i] += 1;
-            *((entry + SIZE_SZ) as *mut usize) = 0;
-            runs.add(entry);
-        }
+        };
+        // SAFETY: cached entries are in-use chunks this thread freed, now out of the cache.
+        unsafe { runs.add(entry as usize) };
     }
     runs.finish();
 }

@@ -9,29 +9,30 @@
 //! the cache up. At thread exit the cache is flushed and switched off for good; later calls
 //! from that thread (other TLS destructors) go straight to the arenas.
 
+mod classes;
 mod drain;
-mod lists;
+mod list;
+mod ranges;
 
 use crate::arena::{Arena, Guard, State};
 use crate::arenas;
 use crate::bins::{protect, reveal};
-use crate::check::{self, corruption, Corruption};
+use crate::check::{corruption, Corruption};
 use crate::chunk::{
-    aligned, request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, FLAG_BITS, HEADER, IS_MMAPPED,
-    MIN_CHUNK, SIZE_SZ,
+    request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, FLAG_BITS, HEADER, IS_MMAPPED, MIN_CHUNK,
+    SIZE_SZ,
 };
 use crate::options::PARAMS;
 use crate::os;
 use crate::starts;
 use crate::tls;
 use crate::MAIN;
+pub use classes::LARGEST_MAX_BYTES;
+use classes::{capacity, list_of, request_list, small_list, SMALL_LISTS, SMALL_MAX_CHUNK};
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 pub use drain::{flush_all, free_to_arena};
-pub use lists::LARGEST_MAX_BYTES;
-use lists::{
-    capacity, list_of, range_list, range_list_above, request_list, small_list, RangeBits, LISTS,
-    SMALL_LISTS, SMALL_MAX_CHUNK,
-};
+use list::List;
+use ranges::Ranges;
 
 /// Default chunks per size list (glibc 2.43 keeps 16; tunable with
 /// `GLIBC_TUNABLES=glibc.malloc.tcache_count=N`).
@@ -72,9 +73,12 @@ static EXIT_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
 /// One thread's cache. Lives in TLS, zero-initialised.
 #[repr(C)]
 pub struct Tcache {
-    heads: [usize; LISTS],
-    /// Places left in each list; all 0 while the cache is off.
-    room: [u16; LISTS],
+    heads: [usize; SMALL_LISTS],
+    /// Places left in each small list; all 0 while the cache is off.
+    room: [u16; SMALL_LISTS],
+    /// The range lists, in a chunk of this thread's arena; null until the cache is set up,
+    /// and for good if that chunk could not be had (`max_chunk` then stays small).
+    ranges: *mut Ranges,
     /// Largest chunk size served from the cache; 0 sends every call to the slow path.
     max_chunk: usize,
     /// Past the largest small list served: a chunk of `size` bytes goes to a small list when
@@ -86,9 +90,6 @@ pub struct Tcache {
     key: usize,
     /// Chunks per size list (`tcache_count`).
     count: u16,
-    /// A bit for each range list that may hold chunks (set when one is cached, cleared when
-    /// the list is seen empty), so that `reclaim` finds the smallest one without a scan.
-    range_used: RangeBits,
     state: u8,
     arena: usize,
     /// Chunks of other arenas this thread freed, linked through their first word, waiting
@@ -100,6 +101,39 @@ pub struct Tcache {
     number: u32,
     /// How many times each small list's refill batch has doubled.
     refills: [u8; SMALL_LISTS],
+}
+
+impl Tcache {
+    /// Small list `i`.
+    ///
+    /// # Safety
+    /// `i < SMALL_LISTS`.
+    #[inline(always)]
+    unsafe fn small(&mut self, i: usize) -> List<'_> {
+        // SAFETY: the caller guarantees the index.
+        unsafe {
+            List {
+                head: self.heads.get_unchecked_mut(i),
+                room: self.room.get_unchecked_mut(i),
+            }
+        }
+    }
+
+    /// The range lists, if this thread has them.
+    fn ranges(&mut self) -> Option<&'static mut Ranges> {
+        // SAFETY: a non-null pointer names this thread's own range lists, which live until
+        // its exit.
+        unsafe { self.ranges.as_mut() }
+    }
+
+    /// List `i` of `classes`, if this thread has it.
+    fn list(&mut self, i: usize) -> Option<List<'_>> {
+        if i < SMALL_LISTS {
+            // SAFETY: checked just above.
+            return Some(unsafe { self.small(i) });
+        }
+        self.ranges().map(|r| r.list(i))
+    }
 }
 
 /// Hands out thread numbers; they are 31 bits wide and never 0.
@@ -144,7 +178,8 @@ pub fn pop_request(bytes: usize) -> Option<*mut u8> {
     if bytes >= tc.request_limit {
         return None;
     }
-    take(tc, request_list(bytes))
+    // SAFETY: requests below the limit have small lists.
+    unsafe { tc.small(request_list(bytes)) }.take()
 }
 
 /// Pops a cached chunk of at least `nb` bytes (exactly `nb` from a small list), if any.
@@ -153,144 +188,13 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
     // SAFETY: the cache is this thread's own; nothing else touches it.
     let tc = unsafe { &mut *tls::tcache() };
     if nb.wrapping_sub(MIN_CHUNK) < tc.span {
-        return take(tc, small_list(nb));
+        // SAFETY: sizes within the span have small lists.
+        return unsafe { tc.small(small_list(nb)) }.take();
     }
     if nb <= tc.max_chunk {
-        return take_range(tc, nb);
+        return tc.ranges()?.take(nb);
     }
     None
-}
-
-/// Pops a cached chunk of at least `nb` bytes (above the small lists, at most `max_chunk`):
-/// the first entry of `nb`'s own range list if it is large enough, else the first entry of
-/// the list above, which always is. The entry's header must agree with its list.
-#[inline(never)]
-fn take_range(tc: &mut Tcache, nb: usize) -> Option<*mut u8> {
-    let own = range_list(nb);
-    let first = tc.heads[own];
-    // SAFETY: a cached entry is an in-use chunk this thread freed; its header is ours.
-    let fits = first != 0 && unsafe { Chunk::from_mem(first as *mut u8).size() } >= nb;
-    let i = if fits { own } else { range_list_above(nb) };
-    take_checked_range(tc, i, nb)
-}
-
-/// Takes the first entry of range list `i`, which must be a chunk of that list of at least
-/// `nb` bytes (a damaged header aborts).
-fn take_checked_range(tc: &mut Tcache, i: usize, nb: usize) -> Option<*mut u8> {
-    let Some(mem) = take(tc, i) else {
-        tc.range_used &= !range_bit(i);
-        return None;
-    };
-    let c = Chunk::from_mem(mem);
-    let head = match check::HARDENED {
-        true => starts::checked_head(c),
-        // SAFETY: the unchecked build trusts the entries it cached.
-        false => Some(unsafe { c.head() }),
-    };
-    let fine = head.is_some_and(|h| {
-        let size = h & !FLAG_BITS;
-        h & IS_MMAPPED == 0 && size >= nb && list_of(size) == i
-    });
-    if !fine {
-        corruption(Corruption::TcacheInvalidSize);
-    }
-    Some(mem)
-}
-
-/// Range list `i`'s bit in `range_used`.
-fn range_bit(i: usize) -> RangeBits {
-    1 << (i - SMALL_LISTS)
-}
-
-/// Called when no free chunk of the arena (this thread's own, locked in `st`) fits `nb`
-/// bytes: before top is split, frees into it the smallest chunk of this thread's range lists
-/// that can serve `nb`; before the arena grows (`all`), every chunk of the range lists, which
-/// may merge with their neighbours into one that fits. So memory the cache holds back is
-/// used before the heap grows (S2.6). `false` when there was nothing to free.
-fn reclaim(tc: &mut Tcache, st: &mut State, nb: usize, all: bool) -> bool {
-    let from = match (all, nb > SMALL_MAX_CHUNK) {
-        (false, true) => range_list_above(nb),
-        _ => SMALL_LISTS,
-    };
-    // Every chunk of a list at or above `from` serves `nb` when not `all`.
-    let least = match all {
-        true => 0,
-        false => nb,
-    };
-    let mut freed = false;
-    loop {
-        let used = tc
-            .range_used
-            .checked_shr((from - SMALL_LISTS) as u32)
-            .unwrap_or(0);
-        if used == 0 {
-            return freed;
-        }
-        let i = from + used.trailing_zeros() as usize;
-        if let Some(mem) = take_checked_range(tc, i, least) {
-            // SAFETY: cached entries of range lists are in-use chunks of this thread's
-            // arena, which `st` is, taken out of the cache.
-            unsafe { st.free(Chunk::from_mem(mem)) };
-            freed = true;
-            if !all {
-                return true;
-            }
-        }
-    }
-}
-
-/// Takes the first entry of list `i` (`i < LISTS`).
-#[inline(always)]
-fn take(tc: &mut Tcache, i: usize) -> Option<*mut u8> {
-    // SAFETY: callers pass a list within the cache's limits, so `i < LISTS`.
-    let head = unsafe { tc.heads.get_unchecked_mut(i) };
-    let entry = *head;
-    if entry == 0 {
-        return None;
-    }
-    // SAFETY: cached entries are chunks this thread freed; their first two words are ours.
-    unsafe {
-        let next = reveal(entry, *(entry as *const usize));
-        // A link into another 64 MiB region than its own entry (or the list's end) is rare
-        // and checked in full; garbage revealed from an overwritten link almost never stays
-        // in the region, and never stays aligned by chance for long.
-        let far = match check::HARDENED {
-            true => (next ^ entry) >> starts::REGION_SHIFT,
-            false => 0,
-        };
-        if (next & ALIGN_MASK) | far != 0 {
-            return Some(take_far(tc, i, entry, next));
-        }
-        Some(unlink_first(tc, i, entry, next))
-    }
-}
-
-/// Makes `next` the head of list `i` in place of its first entry `entry`, and hands
-/// `entry` out with its key cleared.
-///
-/// # Safety
-/// `i < LISTS`; `entry` is list `i`'s first entry and `next` its checked link.
-#[inline(always)]
-unsafe fn unlink_first(tc: &mut Tcache, i: usize, entry: usize, next: usize) -> *mut u8 {
-    // SAFETY: forwarded; the entry's second word is ours.
-    unsafe {
-        *tc.heads.get_unchecked_mut(i) = next;
-        *tc.room.get_unchecked_mut(i) += 1;
-        *((entry + SIZE_SZ) as *mut usize) = 0;
-    }
-    entry as *mut u8
-}
-
-/// `take` for an entry whose link is unaligned or leaves the entry's region: the list's
-/// end, a chunk in another heap of the arena, or damage, which aborts.
-#[cold]
-#[inline(never)]
-fn take_far(tc: &mut Tcache, i: usize, entry: usize, next: usize) -> *mut u8 {
-    if next != 0 && (!aligned(next) || (check::HARDENED && !starts::is_start(next - HEADER))) {
-        corruption(Corruption::TcacheUnaligned);
-    }
-    // SAFETY: forwarded from `take`; the link is checked.
-    unsafe { unlink_first(tc, i, entry, next) }
 }
 
 /// free's fast path: caches `mem` if it is, beyond doubt, an in-use chunk of this thread's
@@ -316,8 +220,13 @@ pub unsafe fn free_fast(mem: usize) -> bool {
         return false;
     }
     // SAFETY: a chunk starts at `p` (the start map says so, or the unchecked build takes the
-    // caller's word) and it is not mapped; its size is a small list's.
-    unsafe { cache_own(tc, Chunk(p), small_list(size)) }
+    // caller's word) and it is not mapped.
+    if unsafe { arenas::owner_addr(Chunk(p)) } != tc.arena {
+        return false;
+    }
+    let (key, count) = (tc.key, tc.count);
+    // SAFETY: as above, and the size is a small list's.
+    unsafe { cache_in(tc.small(small_list(size)), Chunk(p), key, count) }
 }
 
 /// Caches freed chunk `p` of `size` bytes if its list has room; `false` sends it to the
@@ -329,98 +238,49 @@ pub unsafe fn free_fast(mem: usize) -> bool {
 pub unsafe fn push(p: Chunk, size: usize) -> bool {
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &mut *tls::tcache() };
-    if size > tc.max_chunk {
+    // SAFETY: forwarded.
+    if size > tc.max_chunk || unsafe { arenas::owner_addr(p) } != tc.arena {
         return false;
     }
     let i = list_of(size);
-    // SAFETY: forwarded; a size up to `max_chunk` has a list.
-    let cached = unsafe { cache_own(tc, p, i) };
-    note_cached(tc, i, cached)
-}
-
-/// Records in `range_used` that list `i` got a chunk, if `cached` says it did; returns
-/// `cached`.
-fn note_cached(tc: &mut Tcache, i: usize, cached: bool) -> bool {
-    if cached && i >= SMALL_LISTS {
-        tc.range_used |= range_bit(i);
+    let (key, limit) = (tc.key, capacity(i, tc.count));
+    if i < SMALL_LISTS {
+        // SAFETY: forwarded; checked just above.
+        return unsafe { cache_in(tc.small(i), p, key, limit) };
+    }
+    // A size past the small lists and up to `max_chunk` means this thread has range lists.
+    let Some(r) = tc.ranges() else { return false };
+    // SAFETY: forwarded.
+    let cached = unsafe { cache_in(r.list(i), p, key, limit) };
+    if cached {
+        r.note_used(i);
     }
     cached
 }
 
-/// The step every caching free shares: caches in-use chunk `p` in list `i` (its size's) if it
-/// belongs to this thread's arena, carries no key and the list has room.
+/// The step every caching free shares: caches in-use chunk `p` of this thread's arena in
+/// `list` (its size's, of at most `limit` entries) if it carries no key and the list has
+/// room.
 ///
 /// # Safety
-/// `p` must be an in-use arena chunk (not mapped) the caller is freeing, with its successor's
-/// header inside its segment; `i < LISTS`.
+/// `p` must be an in-use arena chunk (not mapped) of this thread's arena that the caller is
+/// freeing, with its successor's header inside its segment.
 #[inline(always)]
-unsafe fn cache_own(tc: &mut Tcache, p: Chunk, i: usize) -> bool {
-    // SAFETY: forwarded.
-    if unsafe { arenas::owner_addr(p) } != tc.arena {
-        return false;
-    }
+unsafe fn cache_in(list: List<'_>, p: Chunk, key: usize, limit: u16) -> bool {
     let entry = p.mem() as usize;
-    let key = tc.key;
     // SAFETY: the chunk is being freed by its owner, so its user words are ours to read;
     // its successor's header lies inside the segment (the caller's word).
     unsafe {
         let mark = *((entry + SIZE_SZ) as *const usize);
         if mark | FAST_TAG == key {
-            return mark == key && push_after_key_match(tc, i, entry, key);
+            return mark == key && list.link_after_key_match(entry, key, limit);
         }
         // Already free in its arena (or merged into top): the arena path reports it.
         if !p.in_use() {
             return false;
         }
+        list.link(entry, key)
     }
-    // SAFETY: forwarded; the entry is ours.
-    unsafe { link(tc, i, entry, key) }
-}
-
-/// Puts `entry` at the front of list `i` if it has room.
-///
-/// # Safety
-/// `i < LISTS`; `entry` is a chunk being freed by this thread.
-#[inline(always)]
-unsafe fn link(tc: &mut Tcache, i: usize, entry: usize, key: usize) -> bool {
-    // SAFETY: the caller guarantees the index and the entry.
-    unsafe {
-        let room = tc.room.get_unchecked_mut(i);
-        if *room == 0 {
-            return false;
-        }
-        *room -= 1;
-        let head = tc.heads.get_unchecked_mut(i);
-        *(entry as *mut usize) = protect(entry, *head);
-        *((entry + SIZE_SZ) as *mut usize) = key;
-        *head = entry;
-    }
-    true
-}
-
-/// The chunk carries the cache's key: either it is already cached (a double free, which
-/// aborts) or the key is stale user data; look through its list to tell.
-#[cold]
-#[inline(never)]
-fn push_after_key_match(tc: &mut Tcache, i: usize, entry: usize, key: usize) -> bool {
-    let mut e = tc.heads[i];
-    let mut steps = 0;
-    while e != 0 {
-        if e == entry {
-            corruption(Corruption::TcacheDoubleFree);
-        }
-        steps += 1;
-        if steps > capacity(i, tc.count) as usize {
-            corruption(Corruption::TcacheTooMany);
-        }
-        if !aligned(e) {
-            corruption(Corruption::TcacheUnalignedFree);
-        }
-        // SAFETY: list members are cached chunks of this thread.
-        e = reveal(e, unsafe { *(e as *const usize) });
-    }
-    // SAFETY: `i` is the list of a size within the cache's range; the entry is being freed.
-    unsafe { link(tc, i, entry, key) }
 }
 
 /// This thread's cache, set up if it is new.
@@ -450,7 +310,13 @@ fn setup(tc: &mut Tcache) {
         for (i, room) in tc.room.iter_mut().enumerate() {
             *room = capacity(i, tc.count);
         }
-        set_max_chunk(tc, request_to_size(max).unwrap_or(0));
+        let max_chunk = request_to_size(max).unwrap_or(0);
+        if max_chunk > SMALL_MAX_CHUNK {
+            // SAFETY: `with_arena` runs the closure with the arena's lock held.
+            let alloc = |nb| with_arena(|g| unsafe { g.malloc(nb) });
+            tc.ranges = Ranges::make(tc.count, alloc).unwrap_or(core::ptr::null_mut());
+        }
+        set_max_chunk(tc, max_chunk);
     }
     let key = EXIT_KEY.load(Relaxed);
     if key != u32::MAX {
@@ -459,9 +325,13 @@ fn setup(tc: &mut Tcache) {
     }
 }
 
-/// Sets the largest cached chunk size (0: none) and the bounds the fast paths derive from it.
+/// Sets the largest cached chunk size (0: none; no more than the small lists' without range
+/// lists) and the bounds the fast paths derive from it.
 fn set_max_chunk(tc: &mut Tcache, max_chunk: usize) {
-    tc.max_chunk = max_chunk;
+    tc.max_chunk = match tc.ranges.is_null() {
+        true => max_chunk.min(SMALL_MAX_CHUNK),
+        false => max_chunk,
+    };
     let small = max_chunk.min(SMALL_MAX_CHUNK);
     (tc.span, tc.request_limit) = match small >= MIN_CHUNK {
         true => (small - MIN_CHUNK + ALIGNMENT, small - SIZE_SZ + 1),
@@ -501,7 +371,7 @@ pub fn with_arena<R>(mut f: impl FnMut(&mut Guard<'static>) -> Option<R>) -> Opt
 pub fn malloc_slow(nb: usize) -> Option<Chunk> {
     let tc = current();
     if nb > SMALL_MAX_CHUNK && nb <= tc.max_chunk {
-        if let Some(mem) = take_range(tc, nb) {
+        if let Some(mem) = tc.ranges().and_then(|r| r.take(nb)) {
             return Some(Chunk::from_mem(mem));
         }
     }
@@ -539,6 +409,11 @@ pub fn malloc_slow(nb: usize) -> Option<Chunk> {
         }
         Some(first)
     })
+}
+
+/// Before this thread's arena splits its top or grows for `nb` bytes: see `Ranges::reclaim`.
+fn reclaim(tc: &mut Tcache, st: &mut State, nb: usize, all: bool) -> bool {
+    tc.ranges().is_some_and(|r| r.reclaim(st, nb, all))
 }
 
 /// Resizes in-use arena chunk `old` for `nb` bytes in its own arena (a move there takes back
@@ -587,7 +462,8 @@ pub unsafe fn free_slow(p: Chunk, size: usize) {
             }
         } else {
             let i = list_of(size);
-            let held = capacity(i, tc.count) - tc.room[i];
+            let limit = capacity(i, tc.count);
+            let held = tc.list(i).map_or(0, |l| limit - *l.room);
             drain::flush(tc, i, (held as usize).div_ceil(2));
             // SAFETY: forwarded; the list now has room.
             if unsafe { push(p, size) } {
@@ -634,15 +510,21 @@ fn in_chain(mut e: usize, entry: usize) -> bool {
     false
 }
 
-/// Chunks and bytes in the calling thread's cache and foreign batch. A refill may cache a
-/// chunk a little
-/// larger than its list's size (when splitting it would leave less than a chunk), so each
-/// entry's own size is read.
+/// Chunks and bytes the calling thread's cache holds: cached entries, the foreign batch and
+/// the chunk its range lists live in. A cached chunk may be a little larger than its list's
+/// size (a refill keeps a chunk whole when splitting it would leave less than a chunk), so
+/// each entry's own size is read.
 pub fn cached() -> (usize, usize) {
     // SAFETY: the cache is this thread's own.
-    let tc = unsafe { &*tls::tcache() };
+    let tc = unsafe { &mut *tls::tcache() };
     let (mut count, mut bytes) = (0, 0);
-    for &head in &tc.heads {
+    if !tc.ranges.is_null() {
+        count += 1;
+        // SAFETY: the range lists live in an in-use chunk of this thread's arena.
+        bytes += unsafe { Chunk::from_mem(tc.ranges.cast()).size() };
+    }
+    let range_heads = tc.ranges().map_or(&[][..], |r| r.heads());
+    for &head in tc.heads.iter().chain(range_heads) {
         let mut e = head;
         while e != 0 {
             // SAFETY: cached entries are in-use chunks of this thread.
@@ -676,6 +558,12 @@ unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
     set_max_chunk(tc, 0);
     tc.state = DONE;
     flush_all();
+    if !tc.ranges.is_null() {
+        let lists =
+            Chunk::from_mem(core::mem::replace(&mut tc.ranges, core::ptr::null_mut()).cast());
+        // SAFETY: the range lists' chunk is an in-use chunk of an arena, now empty.
+        unsafe { free_to_arena(lists) };
+    }
     // SAFETY: the cache's arena is a live arena.
     let arena = unsafe { arenas::at(tc.arena) };
     tc.arena = &MAIN as *const Arena as usize;
@@ -693,9 +581,16 @@ pub fn adopt(entry: usize) -> bool {
         return false;
     }
     let i = list_of(size);
-    // SAFETY: a size up to `max_chunk` has a list; the entry is ours.
-    let cached = unsafe { link(tc, i, entry, tc.key) };
-    note_cached(tc, i, cached)
+    let key = tc.key;
+    let Some(list) = tc.list(i) else { return false };
+    // SAFETY: the entry is ours.
+    let cached = unsafe { list.link(entry, key) };
+    if cached && i >= SMALL_LISTS {
+        if let Some(r) = tc.ranges() {
+            r.note_used(i);
+        }
+    }
+    cached
 }
 
 /// The arena of the calling thread (for fork's child handler).
