@@ -29,7 +29,7 @@ const LARGEST_MAX_CHUNK: usize = match request_to_size(LARGEST_MAX_BYTES) {
 };
 /// All lists: the largest chunk's own list and the one above it are the last two.
 pub const LISTS: usize = range_list(LARGEST_MAX_CHUNK) + 2;
-/// One bit per range list (see `Tcache::range_used`).
+/// One bit per range list (see `Ranges::used`).
 pub type RangeBits = u128;
 const _: () = assert!(LISTS - SMALL_LISTS <= RangeBits::BITS as usize);
 /// What a range list may hold, in bytes of chunk floors (always room for one chunk): it

@@ -1,6 +1,6 @@
 //! The per-thread cache in front of the arenas (S3.5): short singly linked lists of freed
 //! chunks, one per chunk size up to 1040 bytes and one per size range above that, up to
-//! `tcache_max` (see `lists`). Its fast path is a TLS access and a list pop or push: no lock,
+//! `tcache_max` (see `classes`). Its fast path is a TLS access and a list pop or push: no lock,
 //! no atomic read-modify-write. An empty small list is refilled, and a full list half
 //! flushed, in one batch under one arena lock.
 //!
