@@ -16,7 +16,7 @@ mod ranges;
 
 use crate::arena::{Arena, Guard, State};
 use crate::arenas;
-use crate::bins::{protect, reveal};
+use crate::bins::reveal;
 use crate::check::{corruption, Corruption};
 use crate::chunk::{
     request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, FLAG_BITS, HEADER, IS_MMAPPED, MIN_CHUNK,
@@ -124,6 +124,23 @@ impl Tcache {
         // SAFETY: a non-null pointer names this thread's own range lists, which live until
         // its exit.
         unsafe { self.ranges.as_mut() }
+    }
+
+    /// Runs `cache` on list `i` (if this thread has it) and, when it cached a chunk in a
+    /// range list, records that the list holds one.
+    fn cache_into(&mut self, i: usize, cache: impl FnOnce(List<'_>) -> bool) -> bool {
+        if i < SMALL_LISTS {
+            // SAFETY: checked just above.
+            return cache(unsafe { self.small(i) });
+        }
+        let Some(r) = self.ranges() else {
+            return false;
+        };
+        let cached = cache(r.list(i));
+        if cached {
+            r.note_used(i);
+        }
+        cached
     }
 
     /// List `i` of `classes`, if this thread has it.
@@ -244,18 +261,8 @@ pub unsafe fn push(p: Chunk, size: usize) -> bool {
     }
     let i = list_of(size);
     let (key, limit) = (tc.key, capacity(i, tc.count));
-    if i < SMALL_LISTS {
-        // SAFETY: forwarded; checked just above.
-        return unsafe { cache_in(tc.small(i), p, key, limit) };
-    }
-    // A size past the small lists and up to `max_chunk` means this thread has range lists.
-    let Some(r) = tc.ranges() else { return false };
     // SAFETY: forwarded.
-    let cached = unsafe { cache_in(r.list(i), p, key, limit) };
-    if cached {
-        r.note_used(i);
-    }
-    cached
+    tc.cache_into(i, |list| unsafe { cache_in(list, p, key, limit) })
 }
 
 /// The step every caching free shares: caches in-use chunk `p` of this thread's arena in
@@ -401,10 +408,9 @@ pub fn malloc_slow(nb: usize) -> Option<Chunk> {
             }
             let key = tc.key;
             for &entry in batch[..n].iter().rev() {
-                *(entry as *mut usize) = protect(entry, tc.heads[i]);
-                *((entry + SIZE_SZ) as *mut usize) = key;
-                tc.heads[i] = entry;
-                tc.room[i] -= 1;
+                // Room for the whole batch: it fills the list to `want`, at most half of it.
+                let linked = tc.small(i).link(entry, key);
+                debug_assert!(linked);
             }
         }
         Some(first)
@@ -580,17 +586,9 @@ pub fn adopt(entry: usize) -> bool {
     if tc.state != ACTIVE || size > tc.max_chunk {
         return false;
     }
-    let i = list_of(size);
     let key = tc.key;
-    let Some(list) = tc.list(i) else { return false };
     // SAFETY: the entry is ours.
-    let cached = unsafe { list.link(entry, key) };
-    if cached && i >= SMALL_LISTS {
-        if let Some(r) = tc.ranges() {
-            r.note_used(i);
-        }
-    }
-    cached
+    tc.cache_into(list_of(size), |list| unsafe { list.link(entry, key) })
 }
 
 /// The arena of the calling thread (for fork's child handler).
