@@ -98,6 +98,29 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "wild-realloc")) {
         char local[64];
         sink = realloc(local + 16, 100);
+    } else if (!strcmp(mode, "stale-merged-pointer")) {
+        /* b merges into the free a before it; the merged chunk goes out again whole, and
+         * b's old header is left inside it, untouched by the program. Freeing b again must
+         * not take that header for b's: it would free memory inside c. */
+        char *a = must(40000);
+        char *b = must(40000);
+        char *guard = must(16);
+        sink = guard;
+        free(a);
+        free(b);
+        char *c = malloc(80000);
+        if (c != a)
+            setup_failed("the merged chunk went elsewhere (%p, not %p)", (void *)c, (void *)a);
+        sink = c;
+        free(b);
+    } else if (!strcmp(mode, "copied-header")) {
+        /* A real header copied into the middle of another block, with words after it that
+         * look like an in-use successor: free of the pointer behind it must not take it. */
+        char *p = must(100);
+        char *q = must(400);
+        memset(q, 0x11, 400);
+        memcpy(q + 64, p - 16, 16);
+        free(q + 80);
     } else if (!strcmp(mode, "overflow-into-next-header")) {
         char *a = must(24);
         char *b = must(24);

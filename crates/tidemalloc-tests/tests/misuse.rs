@@ -111,6 +111,16 @@ fn free_of_an_interior_pointer() {
 }
 
 #[test]
+fn free_of_a_stale_pointer_into_merged_memory() {
+    aborts("stale-merged-pointer", "", &["free(): invalid pointer"]);
+}
+
+#[test]
+fn free_behind_a_copied_header() {
+    aborts("copied-header", "", &["free(): invalid pointer"]);
+}
+
+#[test]
 fn free_of_a_misaligned_pointer() {
     aborts("misaligned", "", &["free(): invalid pointer"]);
 }

@@ -51,8 +51,9 @@ enum Checked {
 }
 
 /// Checks that `mem` is one of ours before its header is read, and the header against the
-/// memory around it: a chunk must start at `mem`'s chunk (the start map says so) and the
-/// next one where its size says; otherwise it must be a live mapped chunk. On failure the
+/// memory around it: a chunk must start at `mem`'s chunk and the next one where its size
+/// says (a matching tag in mapped arena memory shows both at once; else the start map must
+/// show them); otherwise it must be a live mapped chunk. On failure the
 /// error is reported as M_CHECK_ACTION says and `None` returned (the call is then ignored,
 /// where the process goes on at all).
 #[inline(always)]
@@ -62,7 +63,7 @@ fn check_block(mem: *mut u8, invalid_pointer: Corruption) -> Option<Checked> {
         return mapped_or_rejected(p, invalid_pointer);
     }
     let head = if check::HARDENED {
-        match starts::checked_head(p) {
+        match tcache::owned_head(p).or_else(|| starts::checked_head(p)) {
             Some(head) => head,
             None => return not_a_checked_chunk(p, invalid_pointer),
         }

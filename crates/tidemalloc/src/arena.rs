@@ -497,7 +497,7 @@ impl State {
             if !p.prev_inuse() {
                 let prev_size = p.prev_size();
                 size += prev_size;
-                starts::clear(p);
+                starts::erase(p);
                 p = p.minus(prev_size);
                 if p.size() != prev_size {
                     corruption(Corruption::PrevSizeWhileConsolidating);
@@ -524,7 +524,7 @@ impl State {
                 size += next_size;
                 p.set_head(size | PREV_INUSE);
                 self.top = p;
-                starts::clear(next);
+                starts::erase(next);
                 // Memory below the old top was handed out, so it is not zero any more.
                 self.fresh = self.fresh.max(next.0);
                 return;
@@ -532,7 +532,7 @@ impl State {
             if !next.in_use() {
                 self.bins.unlink(next);
                 size += next_size;
-                starts::clear(next);
+                starts::erase(next);
             } else {
                 p.clear_inuse_at(size);
             }
@@ -569,7 +569,7 @@ impl State {
                     if !p.prev_inuse() {
                         let prev_size = p.prev_size();
                         size += prev_size;
-                        starts::clear(p);
+                        starts::erase(p);
                         p = p.minus(prev_size);
                         if p.size() != prev_size {
                             corruption(Corruption::PrevSizeWhileConsolidating);
@@ -666,6 +666,7 @@ impl Arena {
         state.ready = true;
         if core::ptr::eq(self, &crate::MAIN) {
             options::load_environment();
+            crate::chunk::seed_tags(crate::os::random_word());
             crate::tcache::global_init();
             crate::fork::arm();
             GLOBAL_READY.store(true, Release);
@@ -776,6 +777,7 @@ impl DerefMut for Guard<'_> {
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
+        crate::tcache::note_unlock(self.state);
         self.arena.lock.unlock();
         crate::fork::register_if_armed();
     }

@@ -6,6 +6,17 @@
 //! A free chunk keeps its list links in the first user words: `fd` at `c+16`, `bk` at `c+24`.
 //! The next chunk's `prev_size` word is usable by this chunk while it is in use, so a chunk of
 //! size `s` gives `s - 8` usable bytes.
+//!
+//! In the hardened build the size word's top 16 bits hold a tag: a keyed hash of the chunk's
+//! address and size (sizes stay below 2^47, the user address space). free's fast path takes
+//! a chunk on its tag, which needs no memory but the chunk's own header, and sends every
+//! chunk whose tag does not match (a pointer into a chunk, a copied or stale header, a size
+//! overwritten by an overflow) to the full check of the start map (`starts`). A tag is a
+//! filter, never a verdict: a mismatch costs only the full check. `head` and `size` never
+//! show the tag.
+
+use crate::check::HARDENED;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Bytes in a size word.
 pub const SIZE_SZ: usize = core::mem::size_of::<usize>();
@@ -26,6 +37,27 @@ pub const IS_MMAPPED: usize = 0x2;
 pub const NON_MAIN_ARENA: usize = 0x4;
 /// The three flag bits of a size word.
 pub const FLAG_BITS: usize = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA;
+
+/// The bits of a size word that hold its tag.
+const TAG_MASK: usize = !0 << 48;
+/// The tag key: odd, set once at start-up from the kernel's randomness.
+static TAG_KEY: AtomicUsize = AtomicUsize::new(1);
+
+/// Sets the tag key; called once, before the first chunk is made.
+pub fn seed_tags(seed: usize) {
+    TAG_KEY.store(seed | 1, Relaxed);
+}
+
+/// The tag key, for a fast path that keeps a copy of it.
+pub fn tag_key() -> usize {
+    TAG_KEY.load(Relaxed)
+}
+
+/// The tag of a chunk at `addr` of `size` bytes under `key`.
+#[inline(always)]
+fn tag(addr: usize, size: usize, key: usize) -> usize {
+    (addr ^ size).wrapping_mul(key) & TAG_MASK
+}
 
 /// The largest request accepted: glibc refuses anything above PTRDIFF_MAX.
 pub const MAX_REQUEST: usize = isize::MAX as usize - MIN_CHUNK;
@@ -87,24 +119,62 @@ impl Chunk {
         (self.0 + index * SIZE_SZ) as *mut usize
     }
 
-    /// The size word, flags included.
+    /// The size word, flags included, tag left out.
     ///
     /// # Safety
     /// The chunk's header must be mapped memory of this allocator.
     #[inline]
     pub unsafe fn head(self) -> usize {
         // SAFETY: the caller guarantees the header word is mapped.
-        unsafe { *self.word(1) }
+        let word = unsafe { *self.word(1) };
+        match HARDENED {
+            true => word & !TAG_MASK,
+            false => word,
+        }
     }
 
-    /// Writes the size word, flags included.
+    /// The size word (tag left out) if its tag is this chunk's under `key` (`tag_key`);
+    /// always in the unchecked build, which writes no tags.
+    ///
+    /// # Safety
+    /// As for `head`.
+    #[inline(always)]
+    pub unsafe fn tagged_head(self, key: usize) -> Option<usize> {
+        // SAFETY: forwarded.
+        let word = unsafe { *self.word(1) };
+        if !HARDENED {
+            return Some(word);
+        }
+        let head = word & !TAG_MASK;
+        (word & TAG_MASK == tag(self.0, head & !FLAG_BITS, key)).then_some(head)
+    }
+
+    /// Writes the size word, flags included, with this chunk's tag.
     ///
     /// # Safety
     /// As for `head`, and the write must not break a neighbour's invariants.
     #[inline]
     pub unsafe fn set_head(self, value: usize) {
+        let word = match HARDENED {
+            true => (value & !TAG_MASK) | tag(self.0, value & !(FLAG_BITS | TAG_MASK), tag_key()),
+            false => value,
+        };
         // SAFETY: the caller guarantees the header word is ours to write.
-        unsafe { *self.word(1) = value }
+        unsafe { *self.word(1) = word }
+    }
+
+    /// Wipes the size word of a chunk that no longer starts here (it was merged into the
+    /// one before it, or into top), so that a stale pointer to it never passes on its old
+    /// tag.
+    ///
+    /// # Safety
+    /// The header word must be mapped free memory of an arena whose lock is held.
+    #[inline]
+    pub unsafe fn erase_head(self) {
+        if HARDENED {
+            // SAFETY: forwarded.
+            unsafe { *self.word(1) = 0 }
+        }
     }
 
     /// Sets the size, keeping the flag bits.
@@ -331,6 +401,30 @@ mod tests {
             assert_eq!(c.next().prev_size(), 48);
             assert_eq!(c.usable(), 40);
             assert_eq!(Chunk::from_mem(c.mem()), c);
+        }
+    }
+
+    #[test]
+    fn tags_bind_a_header_to_its_address_and_size() {
+        seed_tags(0x5bd1_e995_0000_1234);
+        let mut block = [0usize; 16];
+        let c = Chunk(block.as_mut_ptr() as usize);
+        let d = c.plus(ALIGNMENT);
+        // SAFETY: both headers lie inside `block`.
+        unsafe {
+            c.set_head(64 | PREV_INUSE);
+            let key = tag_key();
+            assert_eq!(c.tagged_head(key), Some(64 | PREV_INUSE));
+            // The same header copied to another address, or with another size, fails when
+            // headers carry tags.
+            *d.word(1) = *c.word(1);
+            assert_eq!(d.tagged_head(key).is_none(), HARDENED);
+            *c.word(1) ^= 1 << 4;
+            assert_eq!(c.tagged_head(key).is_none(), HARDENED);
+            assert_eq!(c.size(), 80);
+            c.set_head(64);
+            c.erase_head();
+            assert_eq!(c.tagged_head(key).is_none(), HARDENED);
         }
     }
 }

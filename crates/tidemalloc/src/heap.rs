@@ -158,11 +158,11 @@ impl State {
             let top_end = prev.first + ((prev.end - prev.first) & !ALIGN_MASK);
             let mut top = Chunk(top_end - 2 * FENCEPOST);
             debug_assert_eq!(top.size(), FENCEPOST);
-            starts::clear(top.plus(FENCEPOST));
+            starts::erase(top.plus(FENCEPOST));
             if !top.prev_inuse() {
                 let before = top.minus(top.prev_size());
                 self.bins.unlink(before);
-                starts::clear(top);
+                starts::erase(top);
                 top = before;
             }
             top.set_head((top_end - top.0) | PREV_INUSE);

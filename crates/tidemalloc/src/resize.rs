@@ -38,21 +38,22 @@ impl State {
                 rest.set_head((old_size + next_size - nb) | PREV_INUSE);
                 old.set_size_keep_flags(nb);
                 self.top = rest;
-                starts::clear(next);
+                starts::erase(next);
                 starts::set(rest);
                 // The grown block will be written up to the new top.
                 self.fresh = self.fresh.max(rest.0);
                 return Some(old);
             } else if next != self.top && !next.in_use() && old_size + next_size >= nb {
                 self.bins.unlink(next);
-                starts::clear(next);
+                starts::erase(next);
                 (old, old_size + next_size)
             } else {
                 let moved = self.malloc_reclaiming(nb, reclaim)?;
                 if moved == next {
                     // malloc handed out our own free successor: grow into it instead.
-                    starts::clear(next);
-                    (old, old_size + moved.size())
+                    let grown = old_size + moved.size();
+                    starts::erase(next);
+                    (old, grown)
                 } else {
                     core::ptr::copy_nonoverlapping(old.mem(), moved.mem(), old_size - SIZE_SZ);
                     self.free(old);

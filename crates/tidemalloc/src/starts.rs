@@ -4,6 +4,11 @@
 //! pointer into merged memory or a size overwritten by a neighbour's overflow is reported
 //! even when the bytes it points at look like a header.
 //!
+//! The map is the full check. free's fast path (`tcache::owned_head`) looks at no bitmap:
+//! it takes a chunk of the thread's own newest segment on its header's tag (see `chunk`),
+//! and a merge wipes the header of the chunk that stops being one (`erase`), so no stale
+//! tag is left to match. Whatever fails there comes here.
+//!
 //! Each 64 MiB of address space that holds arena memory gets a 512 KiB bitmap of its own,
 //! reserved untouched (`MAP_NORESERVE`), so only the pages for memory in use cost anything
 //! (1/128 of it). Two arenas never share a 64 MiB region (thread heaps are 64 MiB-aligned
@@ -66,10 +71,22 @@ pub fn set(c: Chunk) {
     mark(c, true);
 }
 
-/// Records that no chunk starts at `c` any more (it was merged into the one before it).
+/// Records that no chunk starts at `c` any more.
 #[inline]
 pub fn clear(c: Chunk) {
     mark(c, false);
+}
+
+/// Records that no chunk starts at `c` any more (it was merged into the one before it, or
+/// into top) and wipes its old header, tag and all.
+///
+/// # Safety
+/// `c`'s header must be mapped free memory of an arena whose lock is held.
+#[inline]
+pub unsafe fn erase(c: Chunk) {
+    clear(c);
+    // SAFETY: forwarded.
+    unsafe { c.erase_head() };
 }
 
 #[inline]
@@ -153,30 +170,6 @@ pub fn checked_head(c: Chunk) -> Option<usize> {
     (found || !TRACKED.load(Relaxed)).then_some(head)
 }
 
-/// free's fast-path form of `checked_head`: the header of the chunk at `c` when the map
-/// shows a chunk starting there and another where its size ends, both in `c`'s region;
-/// `None` whenever that is not plain (the caller then takes the full path). The loads are
-/// relaxed: a block is freed by a thread the program made sure sees its allocation, and
-/// that ordering covers the bits set with it.
-#[inline(always)]
-pub fn quick_head(c: Chunk) -> Option<usize> {
-    if !HARDENED {
-        // SAFETY: the unchecked build takes the caller's word that this is a chunk of ours.
-        return Some(unsafe { c.head() });
-    }
-    let (region, bit) = locate(c.0);
-    let map = MAPS[region].load(Relaxed);
-    if map == 0 || word(map, bit).load(Relaxed) & (1 << (bit % 64)) == 0 {
-        return None;
-    }
-    // SAFETY: a chunk starts at `c`, so its header is arena memory.
-    let head = unsafe { c.head() };
-    let next_bit = bit.wrapping_add((head & !FLAG_BITS) / ALIGNMENT);
-    let found = next_bit < BITS_PER_REGION
-        && word(map, next_bit).load(Relaxed) & (1 << (next_bit % 64)) != 0;
-    found.then_some(head)
-}
-
 #[cold]
 fn untracked_head(c: Chunk) -> Option<usize> {
     // SAFETY: with no map to go by (a bitmap could not be made), the caller's word is taken.
@@ -197,6 +190,10 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(
+        feature = "unchecked",
+        ignore = "the unchecked build keeps no start map"
+    )]
     fn bits_follow_set_and_clear() {
         let base = 0x5100_0000_0000usize;
         cover(base, base + (1 << 20));

@@ -17,14 +17,14 @@ mod ranges;
 use crate::arena::{Arena, Guard, State};
 use crate::arenas;
 use crate::bins::reveal;
-use crate::check::{corruption, Corruption};
+use crate::check::{corruption, Corruption, HARDENED};
 use crate::chunk::{
     request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, FLAG_BITS, HEADER, IS_MMAPPED, MIN_CHUNK,
     SIZE_SZ,
 };
 use crate::options::PARAMS;
 use crate::os;
-use crate::starts;
+use crate::segment::Segment;
 use crate::tls;
 use crate::MAIN;
 pub use classes::LARGEST_MAX_BYTES;
@@ -76,22 +76,31 @@ pub struct Tcache {
     heads: [usize; SMALL_LISTS],
     /// Places left in each small list; all 0 while the cache is off.
     room: [u16; SMALL_LISTS],
-    /// The range lists, in a chunk of this thread's arena; null until the cache is set up,
-    /// and for good if that chunk could not be had (`max_chunk` then stays small).
-    ranges: *mut Ranges,
-    /// Largest chunk size served from the cache; 0 sends every call to the slow path.
-    max_chunk: usize,
+    /// The newest segment of this thread's arena as last seen under its lock: chunk headers
+    /// from `lo` to `lo + reach` lie in memory that stays mapped while it is the newest
+    /// (`owned_head`); `reach` is 0 until then and after the cache is switched off.
+    lo: usize,
+    reach: usize,
+    /// A copy of the header tag key (`chunk::tag_key`).
+    tag_key: usize,
     /// Past the largest small list served: a chunk of `size` bytes goes to a small list when
     /// `size - MIN_CHUNK < span` (one unsigned compare); 0 while the cache is off.
     span: usize,
-    /// One past the largest request served from a small list, or 0 while the cache is off.
-    request_limit: usize,
     /// The double-free key (a copy of `KEY`, so that the fast paths read only this cache).
     key: usize,
+    arena: usize,
     /// Chunks per size list (`tcache_count`).
     count: u16,
     state: u8,
-    arena: usize,
+    /// One past the largest request served from a small list, or 0 while the cache is off.
+    /// It and the fields above, all that free's and malloc's fast paths read besides the
+    /// lists, share one cache line.
+    request_limit: usize,
+    /// Largest chunk size served from the cache; 0 sends every call to the slow path.
+    max_chunk: usize,
+    /// The range lists, in a chunk of this thread's arena; null until the cache is set up,
+    /// and for good if that chunk could not be had (`max_chunk` then stays small).
+    ranges: *mut Ranges,
     /// Chunks of other arenas this thread freed, linked through their first word, waiting
     /// to go back to their owners in one batch; never handed out here, so that a thread
     /// does not end up writing next to another thread's objects (Hoard's cache-scratch).
@@ -216,8 +225,9 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
 
 /// free's fast path: caches `mem` if it is, beyond doubt, an in-use chunk of this thread's
 /// arena whose list has room, as `push` would; `false` leaves every other case (and its
-/// report) to the full path. Reads, in order: the start map for `mem`'s chunk, its header,
-/// the start map where its size ends, this cache, then what `push` reads.
+/// report) to the full path. Reads, in order: the bounds of the segment `mem` lies in (the
+/// region table and the segment's header, or the main arena's bounds), its chunk's header
+/// and tag, this cache, then what `push` reads.
 ///
 /// # Safety
 /// `mem` must be non-null; anything else about it is checked here.
@@ -227,7 +237,7 @@ pub unsafe fn free_fast(mem: usize) -> bool {
     if mem & ALIGN_MASK != 0 {
         return false;
     }
-    let Some(head) = starts::quick_head(Chunk(p)) else {
+    let Some(head) = owned_head(Chunk(p)) else {
         return false;
     };
     // SAFETY: the cache is this thread's own.
@@ -244,6 +254,48 @@ pub unsafe fn free_fast(mem: usize) -> bool {
     let (key, count) = (tc.key, tc.count);
     // SAFETY: as above, and the size is a small list's.
     unsafe { cache_in(tc.small(small_list(size)), Chunk(p), key, count) }
+}
+
+/// The header of chunk `c` (tag left out) if `c` lies in the newest segment of this
+/// thread's arena with its successor's header, and its tag matches: free's check that reads
+/// nothing but this cache and `c`'s header. `None` sends the caller to the start map.
+/// A chunk whose tag matches is one (see `chunk`); one that ends a header short of the
+/// segment's end can be neither top nor past it, so its successor's header is there to
+/// read.
+#[inline(always)]
+pub fn owned_head(c: Chunk) -> Option<usize> {
+    if !HARDENED {
+        // SAFETY: the unchecked build takes the caller's word that this is a chunk of ours.
+        return Some(unsafe { c.head() });
+    }
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &*tls::tcache() };
+    let offset = c.0.wrapping_sub(tc.lo);
+    if offset > tc.reach {
+        return None;
+    }
+    // SAFETY: the header lies in the segment, which is mapped while the arena has it.
+    let head = unsafe { c.tagged_head(tc.tag_key) }?;
+    let size = head & !FLAG_BITS;
+    (size >= MIN_CHUNK && offset + size <= tc.reach).then_some(head)
+}
+
+/// After this thread held the lock of arena `st` belongs to: if that is its own arena,
+/// remembers the arena's newest segment for `owned_head`.
+pub fn note_unlock(st: &State) {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    if tc.state != ACTIVE || st.arena != tc.arena {
+        return;
+    }
+    (tc.lo, tc.reach) = match st.segments {
+        0 => (0, 0),
+        // SAFETY: the lock is held, and the newest segment's header is live.
+        header => unsafe {
+            let seg = Segment::at(header);
+            (seg.first, (seg.end - seg.first).saturating_sub(HEADER))
+        },
+    };
 }
 
 /// Caches freed chunk `p` of `size` bytes if its list has room; `false` sends it to the
@@ -309,6 +361,7 @@ fn setup(tc: &mut Tcache) {
     }
     tc.state = ACTIVE;
     tc.key = KEY.load(Relaxed);
+    tc.tag_key = crate::chunk::tag_key();
     tc.arena = arenas::attach() as *const Arena as usize;
     let count = PARAMS.tcache_count.load(Relaxed).min(u16::MAX as usize);
     let max = PARAMS.tcache_max.load(Relaxed);
@@ -563,6 +616,7 @@ unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
     // Off first, so that nothing is adopted into the cache while it is being emptied.
     set_max_chunk(tc, 0);
     tc.state = DONE;
+    tc.reach = 0;
     flush_all();
     if !tc.ranges.is_null() {
         let lists =

@@ -84,7 +84,7 @@ impl Ranges {
         };
         let c = Chunk::from_mem(mem);
         let head = match check::HARDENED {
-            true => starts::checked_head(c),
+            true => super::owned_head(c).or_else(|| starts::checked_head(c)),
             // SAFETY: the unchecked build trusts the entries it cached.
             false => Some(unsafe { c.head() }),
         };
