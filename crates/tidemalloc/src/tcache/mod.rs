@@ -225,9 +225,9 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
 
 /// free's fast path: caches `mem` if it is, beyond doubt, an in-use chunk of this thread's
 /// arena whose list has room, as `push` would; `false` leaves every other case (and its
-/// report) to the full path. Reads, in order: the bounds of the segment `mem` lies in (the
-/// region table and the segment's header, or the main arena's bounds), its chunk's header
-/// and tag, this cache, then what `push` reads.
+/// report) to the full path. Reads, in order: this cache's copy of its arena's newest
+/// segment, the chunk's header and tag, the heap header that names a thread arena chunk's
+/// owner, then what `push` reads.
 ///
 /// # Safety
 /// `mem` must be non-null; anything else about it is checked here.
@@ -261,7 +261,9 @@ pub unsafe fn free_fast(mem: usize) -> bool {
 /// nothing but this cache and `c`'s header. `None` sends the caller to the start map.
 /// A chunk whose tag matches is one (see `chunk`); one that ends a header short of the
 /// segment's end can be neither top nor past it, so its successor's header is there to
-/// read.
+/// read. The copy of the segment's bounds is this thread's last view of it: when threads
+/// share the arena, another may have shrunk or unmapped the segment since, and then only a
+/// pointer that is no chunk at all could lead this read past mapped memory.
 #[inline(always)]
 pub fn owned_head(c: Chunk) -> Option<usize> {
     if !HARDENED {
@@ -280,8 +282,8 @@ pub fn owned_head(c: Chunk) -> Option<usize> {
     (size >= MIN_CHUNK && offset + size <= tc.reach).then_some(head)
 }
 
-/// After this thread held the lock of arena `st` belongs to: if that is its own arena,
-/// remembers the arena's newest segment for `owned_head`.
+/// Called as this thread unlocks the arena whose state is `st`: if that is this thread's
+/// own arena, remembers its newest segment for `owned_head`.
 pub fn note_unlock(st: &State) {
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &mut *tls::tcache() };
