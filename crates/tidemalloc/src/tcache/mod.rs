@@ -76,9 +76,11 @@ pub struct Tcache {
     heads: [usize; SMALL_LISTS],
     /// Places left in each small list; all 0 while the cache is off.
     room: [u16; SMALL_LISTS],
-    /// The newest segment of this thread's arena as last seen under its lock: chunk headers
-    /// from `lo` to `lo + reach` lie in memory that stays mapped while it is the newest
-    /// (`owned_head`); `reach` is 0 until then and after the cache is switched off.
+    /// The newest segment of this thread's arena as last seen under its lock: a chunk at
+    /// most `reach` bytes past `lo` has room for the largest small chunk and its successor's
+    /// header before the segment ends, so free's fast path need not look at its size for
+    /// that (`owned_head` adds SMALL_MAX_CHUNK back for larger chunks). Both are 0 until
+    /// then, after the cache is switched off, and while the segment is smaller than that.
     lo: usize,
     reach: usize,
     /// A copy of the header tag key (`chunk::tag_key`).
@@ -234,14 +236,26 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
 #[inline(always)]
 pub unsafe fn free_fast(mem: usize) -> bool {
     let p = mem.wrapping_sub(HEADER);
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
     if mem & ALIGN_MASK != 0 {
         return false;
     }
-    let Some(head) = owned_head(Chunk(p)) else {
-        return false;
+    let head = match HARDENED {
+        true => {
+            if p.wrapping_sub(tc.lo) > tc.reach {
+                return false;
+            }
+            // SAFETY: within `reach` of the segment's first chunk, the header is mapped.
+            match unsafe { Chunk(p).tagged_head(tc.tag_key) } {
+                Some(head) => head,
+                None => return false,
+            }
+        }
+        // SAFETY: the unchecked build takes the caller's word that this is a chunk of ours.
+        false => unsafe { Chunk(p).head() },
     };
-    // SAFETY: the cache is this thread's own.
-    let tc = unsafe { &mut *tls::tcache() };
+    // A small size (checked next) ends within the segment, as `reach` leaves room for it.
     let size = head & !FLAG_BITS;
     if head & (IS_MMAPPED | SIZE_SZ) != 0 || size.wrapping_sub(MIN_CHUNK) >= tc.span {
         return false;
@@ -273,13 +287,13 @@ pub fn owned_head(c: Chunk) -> Option<usize> {
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &*tls::tcache() };
     let offset = c.0.wrapping_sub(tc.lo);
-    if offset > tc.reach {
+    let reach = tc.reach + SMALL_MAX_CHUNK;
+    if tc.reach == 0 || offset > reach {
         return None;
     }
     // SAFETY: the header lies in the segment, which is mapped while the arena has it.
     let head = unsafe { c.tagged_head(tc.tag_key) }?;
-    let size = head & !FLAG_BITS;
-    (size >= MIN_CHUNK && offset + size <= tc.reach).then_some(head)
+    (offset + (head & !FLAG_BITS) <= reach).then_some(head)
 }
 
 /// Called as this thread unlocks the arena whose state is `st`: if that is this thread's
@@ -290,13 +304,14 @@ pub fn note_unlock(st: &State) {
     if tc.state != ACTIVE || st.arena != tc.arena {
         return;
     }
-    (tc.lo, tc.reach) = match st.segments {
+    let (first, end) = match st.segments {
         0 => (0, 0),
         // SAFETY: the lock is held, and the newest segment's header is live.
-        header => unsafe {
-            let seg = Segment::at(header);
-            (seg.first, (seg.end - seg.first).saturating_sub(HEADER))
-        },
+        header => unsafe { (Segment::at(header).first, Segment::at(header).end) },
+    };
+    (tc.lo, tc.reach) = match (end - first).checked_sub(HEADER + SMALL_MAX_CHUNK) {
+        Some(reach) if reach > 0 => (first, reach),
+        _ => (0, 0),
     };
 }
 
