@@ -154,6 +154,18 @@ impl Tcache {
         cached
     }
 
+    /// The header of chunk `c` (tag left out) if `c` lies at most `reach` bytes past the
+    /// first chunk of this thread's newest segment, as last seen (see `lo`), and its tag
+    /// matches.
+    #[inline(always)]
+    fn tagged_within(&self, c: Chunk, reach: usize) -> Option<usize> {
+        if c.0.wrapping_sub(self.lo) > reach {
+            return None;
+        }
+        // SAFETY: the header lies in the segment, which is mapped while the arena has it.
+        unsafe { c.tagged_head(self.tag_key) }
+    }
+
     /// List `i` of `classes`, if this thread has it.
     fn list(&mut self, i: usize) -> Option<List<'_>> {
         if i < SMALL_LISTS {
@@ -242,16 +254,10 @@ pub unsafe fn free_fast(mem: usize) -> bool {
         return false;
     }
     let head = match HARDENED {
-        true => {
-            if p.wrapping_sub(tc.lo) > tc.reach {
-                return false;
-            }
-            // SAFETY: within `reach` of the segment's first chunk, the header is mapped.
-            match unsafe { Chunk(p).tagged_head(tc.tag_key) } {
-                Some(head) => head,
-                None => return false,
-            }
-        }
+        true => match tc.tagged_within(Chunk(p), tc.reach) {
+            Some(head) => head,
+            None => return false,
+        },
         // SAFETY: the unchecked build takes the caller's word that this is a chunk of ours.
         false => unsafe { Chunk(p).head() },
     };
@@ -260,7 +266,7 @@ pub unsafe fn free_fast(mem: usize) -> bool {
     if head & (IS_MMAPPED | SIZE_SZ) != 0 || size.wrapping_sub(MIN_CHUNK) >= tc.span {
         return false;
     }
-    // SAFETY: a chunk starts at `p` (the start map says so, or the unchecked build takes the
+    // SAFETY: a chunk starts at `p` (its tag says so, or the unchecked build takes the
     // caller's word) and it is not mapped.
     if unsafe { arenas::owner_addr(Chunk(p)) } != tc.arena {
         return false;
@@ -286,14 +292,12 @@ pub fn owned_head(c: Chunk) -> Option<usize> {
     }
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &*tls::tcache() };
-    let offset = c.0.wrapping_sub(tc.lo);
-    let reach = tc.reach + SMALL_MAX_CHUNK;
-    if tc.reach == 0 || offset > reach {
+    if tc.reach == 0 {
         return None;
     }
-    // SAFETY: the header lies in the segment, which is mapped while the arena has it.
-    let head = unsafe { c.tagged_head(tc.tag_key) }?;
-    (offset + (head & !FLAG_BITS) <= reach).then_some(head)
+    let reach = tc.reach + SMALL_MAX_CHUNK;
+    let head = tc.tagged_within(c, reach)?;
+    (c.0 - tc.lo + (head & !FLAG_BITS) <= reach).then_some(head)
 }
 
 /// Called as this thread unlocks the arena whose state is `st`: if that is this thread's
