@@ -63,7 +63,7 @@ fn check_block(mem: *mut u8, invalid_pointer: Corruption) -> Option<Checked> {
         return mapped_or_rejected(p, invalid_pointer);
     }
     let head = if check::HARDENED {
-        match tcache::owned_head(p).or_else(|| starts::checked_head(p)) {
+        match tcache::checked_head(p) {
             Some(head) => head,
             None => return not_a_checked_chunk(p, invalid_pointer),
         }

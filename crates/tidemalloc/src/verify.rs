@@ -2,8 +2,8 @@
 //! sizes add up to the segments, boundary tags agree, no two free chunks touch, every free
 //! chunk sits in exactly the right bin, fast-bin chunks have their bin's size, every chunk
 //! header carries its tag (in the hardened build), and top is the last chunk of the newest
-//! segment. Tests run it after every step; it is also public
-//! for users who suspect heap damage.
+//! segment. Tests run it after every step; it is also public for users who suspect heap
+//! damage.
 
 use crate::arena::State;
 use crate::bins::{bin_index, fast_index, reveal, NBINS, UNSORTED};

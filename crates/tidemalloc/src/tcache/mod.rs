@@ -300,6 +300,12 @@ pub fn owned_head(c: Chunk) -> Option<usize> {
     (c.0 - tc.lo + (head & !FLAG_BITS) <= reach).then_some(head)
 }
 
+/// The header of chunk `c` when it is a chunk beyond doubt: by its tag (`owned_head`), else
+/// by the start map (`starts::checked_head`); `None` when neither shows it.
+pub fn checked_head(c: Chunk) -> Option<usize> {
+    owned_head(c).or_else(|| crate::starts::checked_head(c))
+}
+
 /// Called as this thread unlocks the arena whose state is `st`: if that is this thread's
 /// own arena, remembers its newest segment for `owned_head`.
 pub fn note_unlock(st: &State) {
@@ -310,8 +316,11 @@ pub fn note_unlock(st: &State) {
     }
     let (first, end) = match st.segments {
         0 => (0, 0),
-        // SAFETY: the lock is held, and the newest segment's header is live.
-        header => unsafe { (Segment::at(header).first, Segment::at(header).end) },
+        header => {
+            // SAFETY: the lock is held, and the newest segment's header is live.
+            let seg = unsafe { Segment::at(header) };
+            (seg.first, seg.end)
+        }
     };
     (tc.lo, tc.reach) = match (end - first).checked_sub(HEADER + SMALL_MAX_CHUNK) {
         Some(reach) if reach > 0 => (first, reach),
@@ -637,7 +646,7 @@ unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
     // Off first, so that nothing is adopted into the cache while it is being emptied.
     set_max_chunk(tc, 0);
     tc.state = DONE;
-    tc.reach = 0;
+    (tc.lo, tc.reach) = (0, 0);
     flush_all();
     if !tc.ranges.is_null() {
         let lists =

@@ -8,7 +8,6 @@ use super::list::List;
 use crate::arena::State;
 use crate::check::{self, corruption, Corruption};
 use crate::chunk::{request_to_size, Chunk, FLAG_BITS, IS_MMAPPED};
-use crate::starts;
 
 /// Range lists, as many as `classes` has past the small ones.
 const LISTS: usize = super::classes::LISTS - SMALL_LISTS;
@@ -84,7 +83,7 @@ impl Ranges {
         };
         let c = Chunk::from_mem(mem);
         let head = match check::HARDENED {
-            true => super::owned_head(c).or_else(|| starts::checked_head(c)),
+            true => super::checked_head(c),
             // SAFETY: the unchecked build trusts the entries it cached.
             false => Some(unsafe { c.head() }),
         };
