@@ -26,6 +26,13 @@ static void *free_twice(void *p)
     return NULL;
 }
 
+static void *free_lowest(void *unused)
+{
+    (void)unused;
+    free((void *)(uintptr_t)16);
+    return NULL;
+}
+
 static void double_free(size_t size)
 {
     char *p = must(size);
@@ -95,6 +102,12 @@ int main(int argc, char **argv)
         free(local + 16);
     } else if (!strcmp(mode, "wild")) {
         free((void *)(uintptr_t)0x10000010);
+    } else if (!strcmp(mode, "wild-fresh-thread")) {
+        /* The first call of a new thread, whose cache knows no heap yet, frees the lowest
+         * aligned pointer: the chunk it names would start at address 0. */
+        pthread_t t;
+        if (pthread_create(&t, NULL, free_lowest, NULL) || pthread_join(t, NULL))
+            setup_failed("thread");
     } else if (!strcmp(mode, "wild-realloc")) {
         char local[64];
         sink = realloc(local + 16, 100);

@@ -136,6 +136,11 @@ fn free_of_a_wild_address() {
 }
 
 #[test]
+fn free_of_the_lowest_pointer_as_a_new_threads_first_call() {
+    aborts("wild-fresh-thread", "", &["free(): invalid pointer"]);
+}
+
+#[test]
 fn realloc_of_a_stack_address() {
     aborts("wild-realloc", "", &["realloc(): invalid pointer"]);
 }

@@ -24,6 +24,8 @@ pub const SIZE_SZ: usize = core::mem::size_of::<usize>();
 pub const ALIGNMENT: usize = 2 * SIZE_SZ;
 /// Mask of the bits below `ALIGNMENT`.
 pub const ALIGN_MASK: usize = ALIGNMENT - 1;
+/// log2 of `ALIGNMENT`.
+pub const ALIGN_SHIFT: u32 = ALIGNMENT.trailing_zeros();
 /// Bytes from a chunk's start to its user memory.
 pub const HEADER: usize = 2 * SIZE_SZ;
 /// The smallest chunk: header plus two list links.
@@ -350,6 +352,14 @@ impl Chunk {
             }
         }
     }
+}
+
+/// `offset / ALIGNMENT` when `offset` is a multiple of ALIGNMENT, and at least 2^60 when
+/// it is not: one rotation, so that a single bounds compare on the result also rejects an
+/// address off the alignment grid.
+#[inline(always)]
+pub const fn steps(offset: usize) -> usize {
+    offset.rotate_right(ALIGN_SHIFT)
 }
 
 /// Whether `mem` is a properly aligned user pointer.

@@ -3,7 +3,7 @@
 
 use crate::bins::{protect, reveal};
 use crate::check::{self, corruption, Corruption};
-use crate::chunk::{aligned, ALIGN_MASK, HEADER, SIZE_SZ};
+use crate::chunk::{aligned, steps, ALIGN_MASK, ALIGN_SHIFT, HEADER, SIZE_SZ};
 use crate::starts;
 
 /// A list of the cache: its head and its room, borrowed from where they are kept.
@@ -25,12 +25,13 @@ impl List<'_> {
         let next = reveal(entry, unsafe { *(entry as *const usize) });
         // A link into another 64 MiB region than its own entry (or the list's end) is rare
         // and checked in full; garbage revealed from an overwritten link almost never stays
-        // in the region, and never stays aligned by chance for long.
-        let far = match check::HARDENED {
-            true => (next ^ entry) >> starts::REGION_SHIFT,
-            false => 0,
+        // in the region, and never stays aligned by chance for long. The entry is aligned,
+        // so `steps` of the difference is out of range when the link is not.
+        let odd = match check::HARDENED {
+            true => steps(next ^ entry) >> (starts::REGION_SHIFT - ALIGN_SHIFT),
+            false => next & ALIGN_MASK,
         };
-        if (next & ALIGN_MASK) | far != 0 {
+        if odd != 0 {
             return Some(self.take_far(entry, next));
         }
         Some(self.unlink_first(entry, next))

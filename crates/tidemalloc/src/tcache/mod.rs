@@ -19,8 +19,8 @@ use crate::arenas;
 use crate::bins::reveal;
 use crate::check::{corruption, Corruption, HARDENED};
 use crate::chunk::{
-    request_to_size, Chunk, ALIGNMENT, ALIGN_MASK, FLAG_BITS, HEADER, IS_MMAPPED, MIN_CHUNK,
-    SIZE_SZ,
+    request_to_size, steps, Chunk, ALIGNMENT, ALIGN_MASK, FLAG_BITS, HEADER, MIN_CHUNK,
+    NON_MAIN_ARENA, PREV_INUSE, SIZE_SZ,
 };
 use crate::options::PARAMS;
 use crate::os;
@@ -76,18 +76,19 @@ pub struct Tcache {
     heads: [usize; SMALL_LISTS],
     /// Places left in each small list; all 0 while the cache is off.
     room: [u16; SMALL_LISTS],
-    /// The newest segment of this thread's arena as last seen under its lock: a chunk at
-    /// most `reach` bytes past `lo` has room for the largest small chunk and its successor's
-    /// header before the segment ends, so free's fast path need not look at its size for
-    /// that (`owned_head` adds SMALL_MAX_CHUNK back for larger chunks). Both are 0 until
-    /// then, after the cache is switched off, and while the segment is smaller than that.
+    /// The newest segment of this thread's arena as last seen under its lock: a chunk fewer
+    /// than `limit` steps of ALIGNMENT past `lo` has room for the largest small chunk and
+    /// its successor's header before the segment ends, so free's fast path need not look at
+    /// its size for that (`owned_head` adds SMALL_MAX_CHUNK back for larger chunks). Both
+    /// are 0, which lets no chunk pass, until then, after the cache is switched off, and
+    /// while the segment is smaller than that.
     lo: usize,
-    reach: usize,
+    limit: usize,
     /// A copy of the header tag key (`chunk::tag_key`).
     tag_key: usize,
-    /// Past the largest small list served: a chunk of `size` bytes goes to a small list when
-    /// `size - MIN_CHUNK < span` (one unsigned compare); 0 while the cache is off.
-    span: usize,
+    /// Small lists served: a chunk of `size` bytes goes to small list
+    /// `(size - MIN_CHUNK) / ALIGNMENT` when that is below `lists`; 0 while the cache is off.
+    lists: usize,
     /// The double-free key (a copy of `KEY`, so that the fast paths read only this cache).
     key: usize,
     arena: usize,
@@ -154,12 +155,12 @@ impl Tcache {
         cached
     }
 
-    /// The header of chunk `c` (tag left out) if `c` lies at most `reach` bytes past the
-    /// first chunk of this thread's newest segment, as last seen (see `lo`), and its tag
-    /// matches.
+    /// The header of chunk `c` (tag left out) if `c` lies on the alignment grid fewer than
+    /// `limit` steps past the first chunk of this thread's newest segment, as last seen (see
+    /// `lo`), and its tag matches.
     #[inline(always)]
-    fn tagged_within(&self, c: Chunk, reach: usize) -> Option<usize> {
-        if c.0.wrapping_sub(self.lo) > reach {
+    fn tagged_within(&self, c: Chunk, limit: usize) -> Option<usize> {
+        if steps(c.0.wrapping_sub(self.lo)) >= limit {
             return None;
         }
         // SAFETY: the header lies in the segment, which is mapped while the arena has it.
@@ -227,7 +228,7 @@ pub fn pop_request(bytes: usize) -> Option<*mut u8> {
 pub fn pop(nb: usize) -> Option<*mut u8> {
     // SAFETY: the cache is this thread's own; nothing else touches it.
     let tc = unsafe { &mut *tls::tcache() };
-    if nb.wrapping_sub(MIN_CHUNK) < tc.span {
+    if nb.wrapping_sub(MIN_CHUNK) / ALIGNMENT < tc.lists {
         // SAFETY: sizes within the span have small lists.
         return unsafe { tc.small(small_list(nb)) }.take();
     }
@@ -250,20 +251,20 @@ pub unsafe fn free_fast(mem: usize) -> bool {
     let p = mem.wrapping_sub(HEADER);
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &mut *tls::tcache() };
-    if mem & ALIGN_MASK != 0 {
-        return false;
-    }
     let head = match HARDENED {
-        true => match tc.tagged_within(Chunk(p), tc.reach) {
+        true => match tc.tagged_within(Chunk(p), tc.limit) {
             Some(head) => head,
             None => return false,
         },
+        false if mem & ALIGN_MASK != 0 => return false,
         // SAFETY: the unchecked build takes the caller's word that this is a chunk of ours.
         false => unsafe { Chunk(p).head() },
     };
-    // A small size (checked next) ends within the segment, as `reach` leaves room for it.
-    let size = head & !FLAG_BITS;
-    if head & (IS_MMAPPED | SIZE_SZ) != 0 || size.wrapping_sub(MIN_CHUNK) >= tc.span {
+    // The small list of the chunk's size; the mmapped flag, or bit 3 (never set in a size of
+    // ours), leaves it off the grid and out of range. A small size ends within the
+    // segment, as `limit` leaves room for it.
+    let i = steps((head & !(PREV_INUSE | NON_MAIN_ARENA)).wrapping_sub(MIN_CHUNK));
+    if i >= tc.lists {
         return false;
     }
     // SAFETY: a chunk starts at `p` (its tag says so, or the unchecked build takes the
@@ -272,8 +273,8 @@ pub unsafe fn free_fast(mem: usize) -> bool {
         return false;
     }
     let (key, count) = (tc.key, tc.count);
-    // SAFETY: as above, and the size is a small list's.
-    unsafe { cache_in(tc.small(small_list(size)), Chunk(p), key, count) }
+    // SAFETY: as above, and `i` is a small list.
+    unsafe { cache_in(tc.small(i), Chunk(p), key, count) }
 }
 
 /// The header of chunk `c` (tag left out) if `c` lies in the newest segment of this
@@ -292,12 +293,12 @@ pub fn owned_head(c: Chunk) -> Option<usize> {
     }
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &*tls::tcache() };
-    if tc.reach == 0 {
+    if tc.limit == 0 {
         return None;
     }
-    let reach = tc.reach + SMALL_MAX_CHUNK;
-    let head = tc.tagged_within(c, reach)?;
-    (c.0 - tc.lo + (head & !FLAG_BITS) <= reach).then_some(head)
+    let limit = tc.limit + SMALL_MAX_CHUNK / ALIGNMENT;
+    let head = tc.tagged_within(c, limit)?;
+    (c.0 - tc.lo + (head & !FLAG_BITS) < limit * ALIGNMENT).then_some(head)
 }
 
 /// The header of chunk `c` when it is a chunk beyond doubt: by its tag (`owned_head`), else
@@ -322,8 +323,9 @@ pub fn note_unlock(st: &State) {
             (seg.first, seg.end)
         }
     };
-    (tc.lo, tc.reach) = match (end - first).checked_sub(HEADER + SMALL_MAX_CHUNK) {
-        Some(reach) if reach > 0 => (first, reach),
+    // A chunk may start up to HEADER + SMALL_MAX_CHUNK before the end, but not at it.
+    (tc.lo, tc.limit) = match (end - first).checked_sub(HEADER + SMALL_MAX_CHUNK) {
+        Some(reach) if reach > 0 => (first, reach / ALIGNMENT + 1),
         _ => (0, 0),
     };
 }
@@ -423,8 +425,8 @@ fn set_max_chunk(tc: &mut Tcache, max_chunk: usize) {
         false => max_chunk,
     };
     let small = max_chunk.min(SMALL_MAX_CHUNK);
-    (tc.span, tc.request_limit) = match small >= MIN_CHUNK {
-        true => (small - MIN_CHUNK + ALIGNMENT, small - SIZE_SZ + 1),
+    (tc.lists, tc.request_limit) = match small >= MIN_CHUNK {
+        true => (small_list(small) + 1, small - SIZE_SZ + 1),
         false => (0, 0),
     };
 }
@@ -646,7 +648,7 @@ unsafe extern "C" fn thread_exit(_: *mut libc::c_void) {
     // Off first, so that nothing is adopted into the cache while it is being emptied.
     set_max_chunk(tc, 0);
     tc.state = DONE;
-    (tc.lo, tc.reach) = (0, 0);
+    (tc.lo, tc.limit) = (0, 0);
     flush_all();
     if !tc.ranges.is_null() {
         let lists =
