@@ -32,10 +32,12 @@ pub const LISTS: usize = range_list(LARGEST_MAX_CHUNK) + 2;
 /// One bit per range list (see `Ranges::used`).
 pub type RangeBits = u128;
 const _: () = assert!(LISTS - SMALL_LISTS <= RangeBits::BITS as usize);
-/// What a range list may hold, in bytes of chunk floors (always room for one chunk): it
-/// bounds a thread's cached range chunks by about 0.7 MiB at the default `tcache_max`.
-/// Twice this held 0.9 MiB more at peak in the bench's realloc workload for no speed.
-const RANGE_LIST_BYTES: usize = 16 << 10;
+/// What a list may hold, in bytes of its floor size (always room for one chunk): so the
+/// smallest sizes, the most used, get hundreds of places and a list of 1 KiB chunks 15,
+/// and a thread's cache holds at most 1 MiB in small chunks and about 0.7 MiB in range
+/// chunks at the default `tcache_max`, whatever `tcache_count` says. Twice this for range
+/// lists held 0.9 MiB more at peak in the bench's realloc workload for no speed.
+const LIST_BYTES: usize = 16 << 10;
 
 /// The list of a chunk of `size` bytes (a multiple of ALIGNMENT, at least MIN_CHUNK).
 #[inline(always)]
@@ -84,14 +86,20 @@ pub const fn range_list_above(nb: usize) -> usize {
     range_list(nb - 1) + 1
 }
 
-/// How many chunks list `i` holds when a size list holds `count`: a range list holds as
-/// many as fit in RANGE_LIST_BYTES, at least one and at most `count`.
+/// The smallest chunk list `i` holds.
+#[inline]
+pub const fn floor(i: usize) -> usize {
+    match i < SMALL_LISTS {
+        true => MIN_CHUNK + i * ALIGNMENT,
+        false => range_floor(i),
+    }
+}
+
+/// How many chunks list `i` holds when `tcache_count` is `count`: as many as fit in
+/// LIST_BYTES, at least one and at most `count`.
 #[inline]
 pub fn capacity(i: usize, count: u16) -> u16 {
-    if i < SMALL_LISTS {
-        return count;
-    }
-    let fit = (RANGE_LIST_BYTES / range_floor(i)).max(1);
+    let fit = (LIST_BYTES / floor(i)).max(1);
     count.min(fit as u16)
 }
 
@@ -147,15 +155,22 @@ mod tests {
     }
 
     #[test]
-    fn range_lists_hold_a_bounded_number_of_bytes() {
+    fn lists_hold_a_bounded_number_of_bytes() {
         let count = u16::MAX;
-        assert_eq!(capacity(SMALL_LISTS - 1, count), count);
+        // The largest chunk each list may hold, times its places.
+        let held = |lists: core::ops::Range<usize>| -> usize {
+            lists
+                .map(|i| capacity(i, count) as usize * (floor(i + 1) - ALIGNMENT))
+                .sum()
+        };
+        assert!(held(0..SMALL_LISTS) <= 1 << 20, "{}", held(0..SMALL_LISTS));
         let default_max = request_to_size(super::super::DEFAULT_MAX_BYTES).unwrap();
-        let held: usize = (SMALL_LISTS..=list_of(default_max))
-            .map(|i| capacity(i, count) as usize * (range_floor(i + 1) - ALIGNMENT))
-            .sum();
-        assert!(held <= 750 << 10, "{held} bytes");
+        let ranges = held(SMALL_LISTS..list_of(default_max) + 1);
+        assert!(ranges <= 750 << 10, "{ranges} bytes");
+        assert_eq!(capacity(0, count), 512);
+        assert_eq!(capacity(SMALL_LISTS - 1, count), 15);
         assert_eq!(capacity(list_of(LARGEST_MAX_CHUNK), count), 1);
+        assert_eq!(capacity(0, 3), 3);
         assert_eq!(capacity(SMALL_LISTS, 3), 3);
     }
 }

@@ -36,7 +36,7 @@ use ranges::Ranges;
 
 /// Default chunks per size list (glibc 2.43 keeps 16; tunable with
 /// `GLIBC_TUNABLES=glibc.malloc.tcache_count=N`).
-pub const DEFAULT_COUNT: usize = 64;
+pub const DEFAULT_COUNT: usize = 128;
 /// The default largest cached request (`glibc.malloc.tcache_max`): 32 KiB, as jemalloc's
 /// default, where glibc caches up to 1032 bytes unless told more.
 pub const DEFAULT_MAX_BYTES: usize = 32 << 10;
@@ -343,15 +343,16 @@ pub unsafe fn push(p: Chunk, size: usize) -> bool {
     if size > tc.max_chunk || unsafe { arenas::owner_addr(p) } != tc.arena {
         return false;
     }
-    let i = list_of(size);
-    let (key, limit) = (tc.key, capacity(i, tc.count));
+    let (key, count) = (tc.key, tc.count);
     // SAFETY: forwarded.
-    tc.cache_into(i, |list| unsafe { cache_in(list, p, key, limit) })
+    tc.cache_into(list_of(size), |list| unsafe {
+        cache_in(list, p, key, count)
+    })
 }
 
 /// The step every caching free shares: caches in-use chunk `p` of this thread's arena in
-/// `list` (its size's, of at most `limit` entries) if it carries no key and the list has
-/// room.
+/// `list` (its size's, of at most `limit` entries: `tcache_count`, which bounds every
+/// list) if it carries no key and the list has room.
 ///
 /// # Safety
 /// `p` must be an in-use arena chunk (not mapped) of this thread's arena that the caller is
@@ -479,11 +480,12 @@ pub fn malloc_slow(nb: usize) -> Option<Chunk> {
             // handed out in address order, as single splits of top would be.
             let i = small_list(nb);
             let doublings = &mut tc.refills[i];
+            let places = capacity(i, tc.count);
             let want = (FIRST_BATCH << *doublings)
-                .min((tc.count as usize).div_ceil(2))
+                .min((places as usize).div_ceil(2))
                 .min(MAX_BATCH);
             *doublings = (*doublings + 1).min(MAX_DOUBLINGS);
-            let held = (tc.count - tc.room[i]) as usize;
+            let held = (places - tc.room[i]) as usize;
             let mut batch = [0usize; MAX_BATCH];
             let mut n = 0;
             while n + held < want {
