@@ -7,8 +7,9 @@
 //! The next chunk's `prev_size` word is usable by this chunk while it is in use, so a chunk of
 //! size `s` gives `s - 8` usable bytes.
 //!
-//! In the hardened build the size word's top 16 bits hold a tag: a keyed hash of the chunk's
-//! address and size (sizes stay below 2^47, the user address space). free's fast path takes
+//! In the hardened build the size word's top 16 bits hold a tag that binds the rest of the
+//! word (size and flags) to the chunk's address under a key (sizes stay below 2^47, the user
+//! address space). free's fast path takes
 //! a chunk on its tag, which needs no memory but the chunk's own header, and sends every
 //! chunk whose tag does not match (a pointer into a chunk, a copied or stale header, a size
 //! overwritten by an overflow) to the full check of the start map (`starts`). A tag is a
@@ -42,12 +43,24 @@ pub const FLAG_BITS: usize = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA;
 
 /// The bits of a size word that hold its tag.
 const TAG_MASK: usize = !0 << 48;
+/// How far the tag is shifted up in the size word.
+const TAG_SHIFT: u32 = 48;
 /// The tag key: odd, set once at start-up from the kernel's randomness.
 static TAG_KEY: AtomicUsize = AtomicUsize::new(1);
+/// The key's inverse modulo 2^16, with which a header's tag is made.
+static TAG_INVERSE: AtomicUsize = AtomicUsize::new(1);
 
 /// Sets the tag key; called once, before the first chunk is made.
 pub fn seed_tags(seed: usize) {
-    TAG_KEY.store(seed | 1, Relaxed);
+    let key = seed | 1;
+    // Newton's iteration doubles the correct low bits of an odd number's inverse each step,
+    // from the 3 that `key` itself gets right (an odd square is 1 modulo 8).
+    let mut inverse = key;
+    for _ in 0..3 {
+        inverse = inverse.wrapping_mul(2usize.wrapping_sub(key.wrapping_mul(inverse)));
+    }
+    TAG_KEY.store(key, Relaxed);
+    TAG_INVERSE.store(inverse & 0xffff, Relaxed);
 }
 
 /// The tag key, for a fast path that keeps a copy of it.
@@ -55,10 +68,23 @@ pub fn tag_key() -> usize {
     TAG_KEY.load(Relaxed)
 }
 
-/// The tag of a chunk at `addr` of `size` bytes under `key`.
+/// Whether size word `word` (tag included) carries the tag of a chunk at `addr` under
+/// `key`: the top 16 bits of `(word ^ addr) * key` are zero. One multiplication, and no
+/// mask: the tag is made to cancel the rest of the product there (see `tagged`).
 #[inline(always)]
-fn tag(addr: usize, size: usize, key: usize) -> usize {
-    (addr ^ size).wrapping_mul(key) & TAG_MASK
+fn tag_fits(word: usize, addr: usize, key: usize) -> bool {
+    (word ^ addr).wrapping_mul(key) >> TAG_SHIFT == 0
+}
+
+/// `value` (below 2^48) with the tag of a chunk at `addr` in its top 16 bits. Those bits of
+/// `(tag << 48 | value ^ addr) * key` are the tag times the key plus the top bits of
+/// `(value ^ addr) * key`, modulo 2^16; the tag that makes them zero is minus the latter
+/// times the key's inverse. So the tag depends on the address, the size and the flags.
+#[inline]
+fn tagged(value: usize, addr: usize) -> usize {
+    let rest = (value ^ addr).wrapping_mul(tag_key()) >> TAG_SHIFT;
+    let tag = rest.wrapping_neg().wrapping_mul(TAG_INVERSE.load(Relaxed)) & 0xffff;
+    value | tag << TAG_SHIFT
 }
 
 /// The largest request accepted: glibc refuses anything above PTRDIFF_MAX.
@@ -147,8 +173,7 @@ impl Chunk {
         if !HARDENED {
             return Some(word);
         }
-        let head = word & !TAG_MASK;
-        (word & TAG_MASK == tag(self.0, head & !FLAG_BITS, key)).then_some(head)
+        tag_fits(word, self.0, key).then_some(word & !TAG_MASK)
     }
 
     /// Writes the size word, flags included, with this chunk's tag.
@@ -158,7 +183,7 @@ impl Chunk {
     #[inline]
     pub unsafe fn set_head(self, value: usize) {
         let word = match HARDENED {
-            true => (value & !TAG_MASK) | tag(self.0, value & !(FLAG_BITS | TAG_MASK), tag_key()),
+            true => tagged(value & !TAG_MASK, self.0),
             false => value,
         };
         // SAFETY: the caller guarantees the header word is ours to write.
@@ -415,6 +440,31 @@ mod tests {
     }
 
     #[test]
+    fn every_tag_made_fits_its_address_and_no_other() {
+        // The seed the other tag test uses, as tests run in parallel on one global key.
+        seed_tags(0x5bd1_e995_0000_1234);
+        let key = tag_key();
+        let mut misfits = 0;
+        let mut x: usize = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let addr = x & 0x7fff_ffff_fff0;
+            let value = (x >> 20) & 0xff_fff7;
+            assert!(
+                tag_fits(tagged(value, addr), addr, key),
+                "{value:#x} at {addr:#x}"
+            );
+            misfits += usize::from(!tag_fits(tagged(value, addr), addr + ALIGNMENT, key));
+        }
+        assert!(
+            misfits > 9_990,
+            "{misfits} of 10000 moved headers were caught"
+        );
+    }
+
+    #[test]
     fn tags_bind_a_header_to_its_address_and_size() {
         seed_tags(0x5bd1_e995_0000_1234);
         let mut block = [0usize; 16];
@@ -432,6 +482,10 @@ mod tests {
             *c.word(1) ^= 1 << 4;
             assert_eq!(c.tagged_head(key).is_none(), HARDENED);
             assert_eq!(c.size(), 80);
+            // So do its flags.
+            c.set_head(64 | PREV_INUSE);
+            *c.word(1) ^= PREV_INUSE;
+            assert_eq!(c.tagged_head(key).is_none(), HARDENED);
             c.set_head(64);
             c.erase_head();
             assert_eq!(c.tagged_head(key).is_none(), HARDENED);
