@@ -1,6 +1,7 @@
 /* Bad input never corrupts: overflowing sizes give NULL and ENOMEM and leave the old block
  * alone, bad alignments give EINVAL, and the edge cases of the API behave as glibc's. */
 #include <malloc.h>
+#include <pthread.h>
 #include "observe.h"
 
 /* After a failed realloc the old block is still the caller's: using it is the point. */
@@ -94,6 +95,15 @@ static void alignment(void)
     fact("memalign_largest", "%zu", (size_t)16 << (ALIGNS - 1));
 }
 
+/* free(NULL) as a new thread's first call, before its cache is set up. */
+static void *free_null_first(void *unused)
+{
+    (void)unused;
+    errno = EBADF;
+    free(NULL);
+    return (void *)(long)(errno == EBADF);
+}
+
 static void edges(void)
 {
     size_t page = page_size();
@@ -116,6 +126,11 @@ static void edges(void)
     errno = EBADF;
     free(NULL);
     fact("free_null_keeps_errno", "%d", errno == EBADF);
+    pthread_t t;
+    void *kept = NULL;
+    if (pthread_create(&t, NULL, free_null_first, NULL) || pthread_join(t, &kept))
+        setup_failed("thread");
+    fact("free_null_first_in_thread_keeps_errno", "%d", kept != NULL);
 
     char *small = malloc(100);
     big = malloc(HUGE);

@@ -72,6 +72,7 @@ fn edge_cases_behave_as_glibc() {
         ("realloc_zero_unmapped", 1),
         ("realloc_null_is_malloc", 1),
         ("free_null_keeps_errno", 1),
+        ("free_null_first_in_thread_keeps_errno", 1),
         ("free_keeps_errno_small", 1),
         ("free_keeps_errno_mmapped", 1),
         ("usable_size_null", 0),

@@ -132,12 +132,12 @@ fn rejected(kind: Corruption, p: Chunk) -> Option<Checked> {
     None
 }
 
-/// Frees `mem` (non-null): into the thread cache if its list has room, else to the chunk's
-/// own arena. errno is preserved (only the slow paths can touch it).
+/// Frees `mem`: into the thread cache if its list has room, else to the chunk's own arena.
+/// errno is preserved (only the slow paths can touch it). NULL does nothing.
 ///
 /// # Safety
 /// `mem` must come from this allocator and not have been freed; what the checks catch when
-/// it did not is reported.
+/// it did not is reported. The unchecked build also needs it non-null.
 #[inline(always)]
 pub(crate) unsafe fn release(mem: *mut u8) {
     // SAFETY: forwarded; the fast path checks everything it relies on.
@@ -153,6 +153,9 @@ pub(crate) unsafe fn release(mem: *mut u8) {
 /// As for `release`.
 #[inline(never)]
 unsafe fn release_checked(mem: *mut u8) {
+    if mem.is_null() {
+        return;
+    }
     match check_block(mem, Corruption::FreeInvalidPointer) {
         // SAFETY: checked to be an in-use arena chunk of ours.
         Some(Checked::Arena(p, size)) => unsafe {
@@ -313,7 +316,9 @@ fn malloc_slow(bytes: usize) -> *mut u8 {
 /// `mem` must be NULL or a live block of this allocator.
 #[inline]
 pub unsafe fn free(mem: *mut u8) {
-    if mem.is_null() {
+    // The hardened fast path turns NULL away with its bounds (the chunk would lie below
+    // address 0), so NULL is tested on the slow path, off every other free's way.
+    if !check::HARDENED && mem.is_null() {
         return;
     }
     // SAFETY: forwarded.

@@ -245,7 +245,8 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
 /// owner, then what `push` reads.
 ///
 /// # Safety
-/// `mem` must be non-null; anything else about it is checked here.
+/// In the unchecked build `mem` must be a chunk of ours; in the hardened build anything,
+/// NULL included, is checked here.
 #[inline(always)]
 pub unsafe fn free_fast(mem: usize) -> bool {
     let p = mem.wrapping_sub(HEADER);
