@@ -9,12 +9,11 @@
 //!
 //! In the hardened build the size word's top 16 bits hold a tag that binds the rest of the
 //! word (size and flags) to the chunk's address under a key (sizes stay below 2^47, the user
-//! address space). free's fast path takes
-//! a chunk on its tag, which needs no memory but the chunk's own header, and sends every
-//! chunk whose tag does not match (a pointer into a chunk, a copied or stale header, a size
-//! overwritten by an overflow) to the full check of the start map (`starts`). A tag is a
-//! filter, never a verdict: a mismatch costs only the full check. `head` and `size` never
-//! show the tag.
+//! address space). free's fast path takes a chunk on its tag, which needs no memory but the
+//! chunk's own header, and sends every chunk whose tag does not match (a pointer into a
+//! chunk, a copied or stale header, a size overwritten by an overflow) to the full check of
+//! the start map (`starts`). A tag is a filter, never a verdict: a mismatch costs only the
+//! full check. `head` and `size` never show the tag.
 
 use crate::check::HARDENED;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};

@@ -229,7 +229,7 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
     // SAFETY: the cache is this thread's own; nothing else touches it.
     let tc = unsafe { &mut *tls::tcache() };
     if nb.wrapping_sub(MIN_CHUNK) / ALIGNMENT < tc.lists {
-        // SAFETY: sizes within the span have small lists.
+        // SAFETY: the cache serves this size from a small list.
         return unsafe { tc.small(small_list(nb)) }.take();
     }
     if nb <= tc.max_chunk {
@@ -324,7 +324,8 @@ pub fn note_unlock(st: &State) {
             (seg.first, seg.end)
         }
     };
-    // A chunk may start up to HEADER + SMALL_MAX_CHUNK before the end, but not at it.
+    // `reach` bytes past `first` is the last start that leaves room for the largest small
+    // chunk and its successor's header; `limit` counts the steps up to it and one more.
     (tc.lo, tc.limit) = match (end - first).checked_sub(HEADER + SMALL_MAX_CHUNK) {
         Some(reach) if reach > 0 => (first, reach / ALIGNMENT + 1),
         _ => (0, 0),
