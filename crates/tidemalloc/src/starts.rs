@@ -30,8 +30,9 @@ const BYTES_PER_MAP: usize = BITS_PER_REGION / 8;
 
 /// The bitmap of each 64 MiB region, or 0.
 static MAPS: [AtomicUsize; REGIONS] = [const { AtomicUsize::new(0) }; REGIONS];
-/// Cleared for good if a bitmap could not be mapped: the checks then accept every start.
-static TRACKED: AtomicBool = AtomicBool::new(true);
+/// Cleared for good if a bitmap could not be mapped, and never set in the unchecked build,
+/// which keeps no map: the checks then accept every start.
+static TRACKED: AtomicBool = AtomicBool::new(HARDENED);
 
 #[inline(always)]
 fn locate(addr: usize) -> (usize, usize) {
@@ -172,7 +173,8 @@ pub fn checked_head(c: Chunk) -> Option<usize> {
 
 #[cold]
 fn untracked_head(c: Chunk) -> Option<usize> {
-    // SAFETY: with no map to go by (a bitmap could not be made), the caller's word is taken.
+    // SAFETY: with no map to go by (a bitmap could not be made, or the unchecked build keeps
+    // none), the caller's word is taken.
     (!TRACKED.load(Relaxed)).then(|| unsafe { c.head() })
 }
 

@@ -7,7 +7,6 @@
 
 use crate::arena::State;
 use crate::bins::{bin_index, fast_index, reveal, NBINS, UNSORTED};
-use crate::check::HARDENED;
 use crate::chunk::{aligned, Chunk, ALIGNMENT, MIN_CHUNK};
 use crate::segment::{Segments, FENCEPOST};
 use crate::{arenas, starts, tcache};
@@ -176,8 +175,7 @@ unsafe fn walk(st: &State) -> Result<HeapReport, HeapError> {
             if c.0 + MIN_CHUNK > seg.end {
                 return fail("chunk runs past its segment", c.0);
             }
-            // The unchecked build keeps no start map, so only the hardened one is held to it.
-            if HARDENED && newest && c == st.top && !starts::is_start(c.0) {
+            if newest && c == st.top && !starts::is_start(c.0) {
                 return fail("top's start missing from the start map", c.0);
             }
             if newest && c == st.top {
@@ -202,13 +200,11 @@ unsafe fn walk(st: &State) -> Result<HeapReport, HeapError> {
             if size < MIN_CHUNK || size % ALIGNMENT != 0 || c.0 + size > seg.end {
                 return fail("impossible chunk size", c.0);
             }
-            if HARDENED {
-                if !starts::is_start(c.0) {
-                    return fail("chunk start missing from the start map", c.0);
-                }
-                if let Some(inner) = starts::first_start_inside(c.0, c.0 + size) {
-                    return fail("start map marks the inside of a chunk", inner);
-                }
+            if !starts::is_start(c.0) {
+                return fail("chunk start missing from the start map", c.0);
+            }
+            if let Some(inner) = starts::first_start_inside(c.0, c.0 + size) {
+                return fail("start map marks the inside of a chunk", inner);
             }
             // SAFETY: as above.
             if unsafe { c.tagged_head(crate::chunk::tag_key()) }.is_none() {
