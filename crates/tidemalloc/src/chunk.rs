@@ -40,10 +40,10 @@ pub const NON_MAIN_ARENA: usize = 0x4;
 /// The three flag bits of a size word.
 pub const FLAG_BITS: usize = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA;
 
-/// The bits of a size word that hold its tag.
-const TAG_MASK: usize = !0 << 48;
 /// How far the tag is shifted up in the size word.
 const TAG_SHIFT: u32 = 48;
+/// The bits of a size word that hold its tag.
+const TAG_MASK: usize = !0 << TAG_SHIFT;
 /// The tag key: odd, set once at start-up from the kernel's randomness.
 static TAG_KEY: AtomicUsize = AtomicUsize::new(1);
 /// The key's inverse modulo 2^16, with which a header's tag is made.
