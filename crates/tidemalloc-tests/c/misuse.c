@@ -142,6 +142,19 @@ int main(int argc, char **argv)
         memset(a, 'B', 24 + 16); /* runs over b's size field */
         free(a);
         free(b);
+    } else if (!strcmp(mode, "nul-byte-into-next-header")) {
+        /* One byte too many, a string's NUL: it lands on the low byte of b's size word,
+         * which turns 272 with the in-use bit into a plausible 256 without it (the "poison
+         * null byte"). glibc caches b under the smaller size; the sealed header must not
+         * let free's fast path do the same. */
+        char *a = must(264);
+        char *b = must(264);
+        char *guard = must(16);
+        sink = guard;
+        if (b != a + 272)
+            setup_failed("b does not follow a (%p, %p)", (void *)a, (void *)b);
+        a[264] = 0;
+        free(b);
     } else if (!strcmp(mode, "corrupted-top")) {
         /* A size no thread cache holds, so the block is split off top and borders it. */
         char *a = must(2000);

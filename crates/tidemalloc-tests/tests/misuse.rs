@@ -158,6 +158,15 @@ fn overflow_into_the_next_header() {
 }
 
 #[test]
+fn a_nul_byte_over_the_next_header() {
+    aborts(
+        "nul-byte-into-next-header",
+        "",
+        &["free(): invalid pointer"],
+    );
+}
+
+#[test]
 fn corrupted_top_size() {
     aborts("corrupted-top", "", &["malloc(): corrupted top size"]);
 }

@@ -52,7 +52,7 @@ enum Checked {
 
 /// Checks that `mem` is one of ours before its header is read, and the header against the
 /// memory around it: a chunk must start at `mem`'s chunk and the next one where its size
-/// says (a matching tag on a chunk of the thread's own newest segment shows both at once;
+/// says (a header whose seal holds on a chunk of the thread's own newest segment shows both at once;
 /// else the start map must show them); otherwise it must be a live mapped chunk. On failure
 /// the error is reported as M_CHECK_ACTION says and `None` returned (the call is then
 /// ignored, where the process goes on at all).

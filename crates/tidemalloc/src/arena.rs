@@ -666,7 +666,7 @@ impl Arena {
         state.ready = true;
         if core::ptr::eq(self, &crate::MAIN) {
             options::load_environment();
-            crate::chunk::seed_tags(crate::os::random_word());
+            crate::chunk::seed_seal(crate::os::random_word());
             crate::tcache::global_init();
             crate::fork::arm();
             GLOBAL_READY.store(true, Release);

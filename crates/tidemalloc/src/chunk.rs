@@ -7,13 +7,18 @@
 //! The next chunk's `prev_size` word is usable by this chunk while it is in use, so a chunk of
 //! size `s` gives `s - 8` usable bytes.
 //!
-//! In the hardened build the size word's top 16 bits hold a tag that binds the rest of the
-//! word (size and flags) to the chunk's address under a key (sizes stay below 2^47, the user
-//! address space). free's fast path takes a chunk on its tag, which needs no memory but the
-//! chunk's own header, and sends every chunk whose tag does not match (a pointer into a
-//! chunk, a copied or stale header, a size overwritten by an overflow) to the full check of
-//! the start map (`starts`). A tag is a filter, never a verdict: a mismatch costs only the
-//! full check. `head` and `size` never show the tag.
+//! In the hardened build the size word is stored sealed: multiplied by an odd key drawn at
+//! start-up, then XORed with the chunk's address (as scudo checksums its headers, but with
+//! no separate checksum field). Unsealing XORs the address back and multiplies by the key's
+//! inverse. A multiplication carries a change upwards, so a size word moved to another
+//! address, copied from another chunk, overwritten in any of its bytes by an overflow (a
+//! stray NUL byte included) or wiped by a merge (`erase_head`) unseals to a size with
+//! random high bits, which no check that bounds the size lets through. Bit 0, PREV_INUSE,
+//! comes through both steps unchanged, so a neighbour's in-use bit is read without the key.
+//! free's fast path takes a chunk whose unsealed size picks one of its lists, which needs
+//! no memory but the chunk's own header, and sends every other chunk to the full check of
+//! the start map (`starts`). A seal is a filter, never a verdict: a mismatch costs only the
+//! full check. `head` and `size` unseal.
 
 use crate::check::HARDENED;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -40,50 +45,52 @@ pub const NON_MAIN_ARENA: usize = 0x4;
 /// The three flag bits of a size word.
 pub const FLAG_BITS: usize = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA;
 
-/// How far the tag is shifted up in the size word.
-const TAG_SHIFT: u32 = 48;
-/// The bits of a size word that hold its tag.
-const TAG_MASK: usize = !0 << TAG_SHIFT;
-/// The tag key: odd, set once at start-up from the kernel's randomness.
-static TAG_KEY: AtomicUsize = AtomicUsize::new(1);
-/// The key's inverse modulo 2^16, with which a header's tag is made.
-static TAG_INVERSE: AtomicUsize = AtomicUsize::new(1);
+/// The seal key: odd, set once at start-up from the kernel's randomness.
+static SEAL_KEY: AtomicUsize = AtomicUsize::new(1);
+/// The seal key's inverse modulo 2^64, with which a size word is unsealed.
+static UNSEAL_KEY: AtomicUsize = AtomicUsize::new(1);
 
-/// Sets the tag key; called once, before the first chunk is made.
-pub fn seed_tags(seed: usize) {
+/// Sets the seal key; called once, before the first chunk is made.
+pub fn seed_seal(seed: usize) {
     let key = seed | 1;
-    // Newton's iteration doubles the correct low bits of an odd number's inverse each step,
-    // from the 3 that `key` itself gets right (an odd square is 1 modulo 8).
+    SEAL_KEY.store(key, Relaxed);
+    UNSEAL_KEY.store(inverse(key), Relaxed);
+}
+
+/// The inverse of odd `key` modulo 2^64. Newton's iteration doubles the correct low bits of
+/// an odd number's inverse each step, from the 3 that `key` itself gets right (an odd square
+/// is 1 modulo 8): 5 steps make 96.
+const fn inverse(key: usize) -> usize {
     let mut inverse = key;
-    for _ in 0..3 {
+    let mut step = 0;
+    while step < 5 {
         inverse = inverse.wrapping_mul(2usize.wrapping_sub(key.wrapping_mul(inverse)));
+        step += 1;
     }
-    TAG_KEY.store(key, Relaxed);
-    TAG_INVERSE.store(inverse & 0xffff, Relaxed);
+    inverse
 }
 
-/// The tag key, for a fast path that keeps a copy of it.
-pub fn tag_key() -> usize {
-    TAG_KEY.load(Relaxed)
+/// The key that unseals, for a fast path that keeps a copy of it.
+pub fn unseal_key() -> usize {
+    UNSEAL_KEY.load(Relaxed)
 }
 
-/// Whether size word `word` (tag included) carries the tag of a chunk at `addr` under
-/// `key`: the top 16 bits of `(word ^ addr) * key` are zero. One multiplication, and no
-/// mask: the tag is made to cancel the rest of the product there (see `tagged`).
+/// Size word `value` of a chunk at `addr`, sealed; unchanged in the unchecked build.
 #[inline(always)]
-fn tag_fits(word: usize, addr: usize, key: usize) -> bool {
-    (word ^ addr).wrapping_mul(key) >> TAG_SHIFT == 0
+fn seal(value: usize, addr: usize, key: usize) -> usize {
+    match HARDENED {
+        true => value.wrapping_mul(key) ^ addr,
+        false => value,
+    }
 }
 
-/// `value` (below 2^48) with the tag of a chunk at `addr` in its top 16 bits. Those bits of
-/// `(tag << 48 | value ^ addr) * key` are the tag times the key plus the top bits of
-/// `(value ^ addr) * key`, modulo 2^16; the tag that makes them zero is minus the latter
-/// times the key's inverse. So the tag depends on the address, the size and the flags.
-#[inline]
-fn tagged(value: usize, addr: usize) -> usize {
-    let rest = (value ^ addr).wrapping_mul(tag_key()) >> TAG_SHIFT;
-    let tag = rest.wrapping_neg().wrapping_mul(TAG_INVERSE.load(Relaxed)) & 0xffff;
-    value | tag << TAG_SHIFT
+/// Stored word `word` of a chunk at `addr`, unsealed with `unseal` (`unseal_key`).
+#[inline(always)]
+fn unseal(word: usize, addr: usize, unseal: usize) -> usize {
+    match HARDENED {
+        true => (word ^ addr).wrapping_mul(unseal),
+        false => word,
+    }
 }
 
 /// The largest request accepted: glibc refuses anything above PTRDIFF_MAX.
@@ -146,52 +153,42 @@ impl Chunk {
         (self.0 + index * SIZE_SZ) as *mut usize
     }
 
-    /// The size word, flags included, tag left out.
+    /// The size word, flags included, unsealed.
     ///
     /// # Safety
     /// The chunk's header must be mapped memory of this allocator.
     #[inline]
     pub unsafe fn head(self) -> usize {
-        // SAFETY: the caller guarantees the header word is mapped.
-        let word = unsafe { *self.word(1) };
-        match HARDENED {
-            true => word & !TAG_MASK,
-            false => word,
-        }
+        // SAFETY: forwarded.
+        unsafe { self.head_with(unseal_key()) }
     }
 
-    /// The size word (tag left out) if its tag is this chunk's under `key` (`tag_key`);
-    /// always in the unchecked build, which writes no tags.
+    /// The size word unsealed with `key` (a copy of `unseal_key`). A word that is not this
+    /// chunk's sealed header comes out as garbage, almost surely with high bits set: the
+    /// caller bounds the size before it follows it.
     ///
     /// # Safety
     /// As for `head`.
     #[inline(always)]
-    pub unsafe fn tagged_head(self, key: usize) -> Option<usize> {
-        // SAFETY: forwarded.
-        let word = unsafe { *self.word(1) };
-        if !HARDENED {
-            return Some(word);
-        }
-        tag_fits(word, self.0, key).then_some(word & !TAG_MASK)
+    pub unsafe fn head_with(self, key: usize) -> usize {
+        // SAFETY: the caller guarantees the header word is mapped.
+        unseal(unsafe { *self.word(1) }, self.0, key)
     }
 
-    /// Writes the size word, flags included, with this chunk's tag.
+    /// Writes the size word, flags included, sealed.
     ///
     /// # Safety
     /// As for `head`, and the write must not break a neighbour's invariants.
     #[inline]
     pub unsafe fn set_head(self, value: usize) {
-        let word = match HARDENED {
-            true => tagged(value & !TAG_MASK, self.0),
-            false => value,
-        };
+        let word = seal(value, self.0, SEAL_KEY.load(Relaxed));
         // SAFETY: the caller guarantees the header word is ours to write.
         unsafe { *self.word(1) = word }
     }
 
     /// Wipes the size word of a chunk that no longer starts here (it was merged into the
     /// one before it, or into top), so that a stale pointer to it never passes on its old
-    /// tag.
+    /// seal: a zero word unseals to the address times the inverse key.
     ///
     /// # Safety
     /// The header word must be mapped free memory of an arena whose lock is held.
@@ -249,8 +246,9 @@ impl Chunk {
     /// As for `head`.
     #[inline]
     pub unsafe fn prev_inuse(self) -> bool {
-        // SAFETY: forwarded.
-        unsafe { self.head() & PREV_INUSE != 0 }
+        // SAFETY: forwarded. The bit is the stored word's own: the address's bit 0 is clear
+        // and odd keys keep a product's bit 0.
+        unsafe { *self.word(1) & PREV_INUSE != 0 }
     }
 
     /// Whether this chunk has a mapping of its own.
@@ -438,12 +436,18 @@ mod tests {
         }
     }
 
+    /// Whether an unsealed size word shows a size any bound lets through (below 64 MiB).
+    fn plausible(head: usize) -> bool {
+        head & !FLAG_BITS < 1 << 26
+    }
+
+    const KEY: usize = 0x5bd1_e995_0000_1234 | 1;
+
     #[test]
-    fn every_tag_made_fits_its_address_and_no_other() {
-        // The seed the other tag test uses, as tests run in parallel on one global key.
-        seed_tags(0x5bd1_e995_0000_1234);
-        let key = tag_key();
-        let mut misfits = 0;
+    #[cfg_attr(feature = "unchecked", ignore = "the unchecked build seals nothing")]
+    fn a_sealed_size_word_unseals_only_at_its_own_address_and_whole() {
+        let unseal_key = inverse(KEY);
+        assert_eq!(KEY.wrapping_mul(unseal_key), 1);
         let mut x: usize = 0x2545_f491_4f6c_dd1d;
         for _ in 0..10_000 {
             x ^= x << 13;
@@ -451,43 +455,61 @@ mod tests {
             x ^= x << 17;
             let addr = x & 0x7fff_ffff_fff0;
             let value = (x >> 20) & 0xff_fff7;
-            assert!(
-                tag_fits(tagged(value, addr), addr, key),
-                "{value:#x} at {addr:#x}"
+            let word = seal(value, addr, KEY);
+            assert_eq!(unseal(word, addr, unseal_key), value, "at {addr:#x}");
+            assert_eq!(
+                word & PREV_INUSE,
+                value & PREV_INUSE,
+                "in-use bit in the clear"
             );
-            misfits += usize::from(!tag_fits(tagged(value, addr), addr + ALIGNMENT, key));
+            // Moved by one step, by a small chunk, by 2 KiB, and by a heap.
+            for moved in [ALIGNMENT, 7 * ALIGNMENT, 2048, 64 << 20] {
+                let elsewhere = (addr + moved) & 0x7fff_ffff_fff0;
+                assert!(
+                    !plausible(unseal(word, elsewhere, unseal_key)),
+                    "{value:#x} sealed at {addr:#x} unseals at {elsewhere:#x}"
+                );
+            }
+            // Any one byte overwritten (NUL, 0xff), or the in-use bit flipped on its own.
+            for byte in 0..8 {
+                for fill in [0, 0xff] {
+                    let hit = word & !(0xff << (8 * byte)) | fill << (8 * byte);
+                    assert!(
+                        hit == word || !plausible(unseal(hit, addr, unseal_key)),
+                        "{value:#x} at {addr:#x} with byte {byte} set to {fill:#x}"
+                    );
+                }
+            }
+            assert!(!plausible(unseal(word ^ PREV_INUSE, addr, unseal_key)));
+            assert!(
+                !plausible(unseal(0, addr, unseal_key)),
+                "wiped at {addr:#x}"
+            );
         }
-        assert!(
-            misfits > 9_990,
-            "{misfits} of 10000 moved headers were caught"
-        );
     }
 
     #[test]
-    fn tags_bind_a_header_to_its_address_and_size() {
-        seed_tags(0x5bd1_e995_0000_1234);
+    fn sealed_headers_bind_the_size_to_the_address() {
         let mut block = [0usize; 16];
         let c = Chunk(block.as_mut_ptr() as usize);
         let d = c.plus(ALIGNMENT);
+        // A key of this test's own: the global one seals the chunks of tests running beside.
+        let unseal_key = inverse(KEY);
         // SAFETY: both headers lie inside `block`.
         unsafe {
-            c.set_head(64 | PREV_INUSE);
-            let key = tag_key();
-            assert_eq!(c.tagged_head(key), Some(64 | PREV_INUSE));
-            // The same header copied to another address, or with another size, fails when
-            // headers carry tags.
+            *c.word(1) = seal(64 | PREV_INUSE, c.0, KEY);
+            assert_eq!(c.head_with(unseal_key), 64 | PREV_INUSE);
+            assert!(c.prev_inuse());
+            // The same word copied to another address, or with a size bit flipped, unseals
+            // to garbage when headers are sealed.
             *d.word(1) = *c.word(1);
-            assert_eq!(d.tagged_head(key).is_none(), HARDENED);
+            assert_eq!(!plausible(d.head_with(unseal_key)), HARDENED);
             *c.word(1) ^= 1 << 4;
-            assert_eq!(c.tagged_head(key).is_none(), HARDENED);
-            assert_eq!(c.size(), 80);
-            // So do its flags.
-            c.set_head(64 | PREV_INUSE);
-            *c.word(1) ^= PREV_INUSE;
-            assert_eq!(c.tagged_head(key).is_none(), HARDENED);
-            c.set_head(64);
+            assert_eq!(!plausible(c.head_with(unseal_key)), HARDENED);
+            *c.word(1) = seal(64, c.0, KEY);
+            assert!(!c.prev_inuse());
             c.erase_head();
-            assert_eq!(c.tagged_head(key).is_none(), HARDENED);
+            assert_eq!(!plausible(c.head_with(unseal_key)), HARDENED);
         }
     }
 }

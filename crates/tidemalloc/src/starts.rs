@@ -5,9 +5,9 @@
 //! even when the bytes it points at look like a header.
 //!
 //! The map is the full check. free's fast path (`tcache::owned_head`) looks at no bitmap:
-//! it takes a chunk of the thread's own newest segment on its header's tag (see `chunk`),
+//! it takes a chunk of the thread's own newest segment on its header's seal (see `chunk`),
 //! and a merge wipes the header of the chunk that stops being one (`erase`), so no stale
-//! tag is left to match. Whatever fails there comes here.
+//! seal is left to match. Whatever fails there comes here.
 //!
 //! Each 64 MiB of address space that holds arena memory gets a 512 KiB bitmap of its own,
 //! reserved untouched (`MAP_NORESERVE`), so only the pages for memory in use cost anything
@@ -79,7 +79,7 @@ pub fn clear(c: Chunk) {
 }
 
 /// Records that no chunk starts at `c` any more (it was merged into the one before it, or
-/// into top) and wipes its old header, tag and all.
+/// into top) and wipes its old header, seal and all.
 ///
 /// # Safety
 /// `c`'s header must be mapped free memory of an arena whose lock is held.
@@ -161,9 +161,11 @@ pub fn checked_head(c: Chunk) -> Option<usize> {
     }
     // SAFETY: a chunk starts at `c`, so its header is arena memory.
     let head = unsafe { c.head() };
+    // A damaged size may wrap around the address space; the next chunk's bit is found from
+    // where it lands.
     let next = c.0.wrapping_add(head & !FLAG_BITS);
-    let next_bit = bit.wrapping_add((head & !FLAG_BITS) / ALIGNMENT);
     let found = if (next ^ c.0) >> REGION_SHIFT == 0 {
+        let next_bit = locate(next).1;
         word(map, next_bit).load(Acquire) & (1 << (next_bit % 64)) != 0
     } else {
         is_start(next)

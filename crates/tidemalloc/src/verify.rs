@@ -1,8 +1,8 @@
 //! A full walk of the main arena that checks every invariant the algorithms rely on: chunk
 //! sizes add up to the segments, boundary tags agree, no two free chunks touch, every free
-//! chunk sits in exactly the right bin, fast-bin chunks have their bin's size, every chunk
-//! header carries its tag (in the hardened build), and top is the last chunk of the newest
-//! segment. Tests run it after every step; it is also public for users who suspect heap
+//! chunk sits in exactly the right bin, fast-bin chunks have their bin's size (a header
+//! sealed for another address unseals to a size that breaks these), and top is the last
+//! chunk of the newest segment. Tests run it after every step; it is also public for users who suspect heap
 //! damage.
 
 use crate::arena::State;
@@ -205,10 +205,6 @@ unsafe fn walk(st: &State) -> Result<HeapReport, HeapError> {
             }
             if let Some(inner) = starts::first_start_inside(c.0, c.0 + size) {
                 return fail("start map marks the inside of a chunk", inner);
-            }
-            // SAFETY: as above.
-            if unsafe { c.tagged_head(crate::chunk::tag_key()) }.is_none() {
-                return fail("chunk header without its tag", c.0);
             }
             if prev_inuse == prev_free {
                 return fail("prev-in-use bit disagrees with the previous chunk", c.0);

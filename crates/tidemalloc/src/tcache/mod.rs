@@ -84,8 +84,8 @@ pub struct Tcache {
     /// while the segment is smaller than that.
     lo: usize,
     limit: usize,
-    /// A copy of the header tag key (`chunk::tag_key`).
-    tag_key: usize,
+    /// The key that unseals chunk headers (a copy of `chunk::unseal_key`).
+    unseal_key: usize,
     /// Small lists served: a chunk of `size` bytes goes to small list
     /// `(size - MIN_CHUNK) / ALIGNMENT` when that is below `lists`; 0 while the cache is off.
     lists: usize,
@@ -155,16 +155,16 @@ impl Tcache {
         cached
     }
 
-    /// The header of chunk `c` (tag left out) if `c` lies on the alignment grid fewer than
+    /// The unsealed header of chunk `c` if `c` lies on the alignment grid fewer than
     /// `limit` steps past the first chunk of this thread's newest segment, as last seen (see
-    /// `lo`), and its tag matches.
+    /// `lo`). It is garbage, almost surely with high bits set, if no chunk starts at `c`.
     #[inline(always)]
-    fn tagged_within(&self, c: Chunk, limit: usize) -> Option<usize> {
+    fn head_within(&self, c: Chunk, limit: usize) -> Option<usize> {
         if steps(c.0.wrapping_sub(self.lo)) >= limit {
             return None;
         }
         // SAFETY: the header lies in the segment, which is mapped while the arena has it.
-        unsafe { c.tagged_head(self.tag_key) }
+        Some(unsafe { c.head_with(self.unseal_key) })
     }
 
     /// List `i` of `classes`, if this thread has it.
@@ -241,8 +241,8 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
 /// free's fast path: caches `mem` if it is, beyond doubt, an in-use chunk of this thread's
 /// arena whose list has room, as `push` would; `false` leaves every other case (and its
 /// report) to the full path. Reads, in order: this cache's copy of its arena's newest
-/// segment, the chunk's header and tag, the heap header that names a thread arena chunk's
-/// owner, then what `push` reads.
+/// segment, the chunk's header, then what `push` reads (the unchecked build, which has no
+/// segment bounds, reads the heap header that names the chunk's owner instead).
 ///
 /// # Safety
 /// In the unchecked build `mem` must be a chunk of ours; in the hardened build anything,
@@ -253,7 +253,7 @@ pub unsafe fn free_fast(mem: usize) -> bool {
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &mut *tls::tcache() };
     let head = match HARDENED {
-        true => match tc.tagged_within(Chunk(p), tc.limit) {
+        true => match tc.head_within(Chunk(p), tc.limit) {
             Some(head) => head,
             None => return false,
         },
@@ -261,31 +261,39 @@ pub unsafe fn free_fast(mem: usize) -> bool {
         // SAFETY: the unchecked build takes the caller's word that this is a chunk of ours.
         false => unsafe { Chunk(p).head() },
     };
-    // The small list of the chunk's size; the mmapped flag, or bit 3 (never set in a size of
-    // ours), leaves it off the grid and out of range. A small size ends within the
-    // segment, as `limit` leaves room for it.
+    // The small list of the chunk's size. A header that is not a chunk's own unseals to
+    // high bits, and the mmapped flag, or bit 3 (never set in a size of ours), leaves it
+    // off the grid: either puts it out of range, so a chunk starts at `p`. A small size
+    // ends within the segment, as `limit` leaves room for it.
     let i = steps((head & !(PREV_INUSE | NON_MAIN_ARENA)).wrapping_sub(MIN_CHUNK));
     if i >= tc.lists {
         return false;
     }
-    // SAFETY: a chunk starts at `p` (its tag says so, or the unchecked build takes the
-    // caller's word) and it is not mapped.
-    if unsafe { arenas::owner_addr(Chunk(p)) } != tc.arena {
+    // A chunk inside this arena's newest segment is this arena's, so the hardened build
+    // asks no owner. Only a segment that another thread sharing the arena has given back
+    // since this thread last saw it, and that a third arena has mapped again, could hold
+    // another arena's chunk here: it is then cached as glibc caches any arena's chunk, and
+    // a flush hands it to the owner its heap header names.
+    // SAFETY: the unchecked build takes the caller's word that a chunk starts at `p`, and
+    // it is not mapped.
+    if !HARDENED && unsafe { arenas::owner_addr(Chunk(p)) } != tc.arena {
         return false;
     }
     let (key, count) = (tc.key, tc.count);
+    let size = head & !FLAG_BITS;
     // SAFETY: as above, and `i` is a small list.
-    unsafe { cache_in(tc.small(i), Chunk(p), key, count) }
+    unsafe { cache_in(tc.small(i), Chunk(p), size, key, count) }
 }
 
-/// The header of chunk `c` (tag left out) if `c` lies in the newest segment of this
-/// thread's arena with its successor's header, and its tag matches: free's check that reads
-/// nothing but this cache and `c`'s header. `None` sends the caller to the start map.
-/// A chunk whose tag matches is one (see `chunk`); one that ends a header short of the
-/// segment's end can be neither top nor past it, so its successor's header is there to
-/// read. The copy of the segment's bounds is this thread's last view of it: when threads
-/// share the arena, another may have shrunk or unmapped the segment since, and then only a
-/// pointer that is no chunk at all could lead this read past mapped memory.
+/// The unsealed header of chunk `c` if `c` lies in the newest segment of this thread's
+/// arena and its size ends there with room for its successor's header: free's check that
+/// reads nothing but this cache and `c`'s header. `None` sends the caller to the start map.
+/// Such a header is a chunk's (see `chunk`: any other word unseals to a size far past the
+/// segment); one that ends a header short of the segment's end can be neither top nor past
+/// it, so its successor's header is there to read. The copy of the segment's bounds is
+/// this thread's last view of it: when threads share the arena, another may have shrunk or
+/// unmapped the segment since, and then only a pointer that is no chunk at all could lead
+/// this read past mapped memory.
 #[inline(always)]
 pub fn owned_head(c: Chunk) -> Option<usize> {
     if !HARDENED {
@@ -298,12 +306,14 @@ pub fn owned_head(c: Chunk) -> Option<usize> {
         return None;
     }
     let limit = tc.limit + SMALL_MAX_CHUNK / ALIGNMENT;
-    let head = tc.tagged_within(c, limit)?;
-    (c.0 - tc.lo + (head & !FLAG_BITS) < limit * ALIGNMENT).then_some(head)
+    let head = tc.head_within(c, limit)?;
+    // Below `limit` steps past `lo`, so this does not wrap, whatever the size.
+    let room = limit * ALIGNMENT - (c.0 - tc.lo);
+    (head & !FLAG_BITS < room).then_some(head)
 }
 
-/// The header of chunk `c` when it is a chunk beyond doubt: by its tag (`owned_head`), else
-/// by the start map (`starts::checked_head`); `None` when neither shows it.
+/// The header of chunk `c` when it is a chunk beyond doubt: by its seal (`owned_head`),
+/// else by the start map (`starts::checked_head`); `None` when neither shows it.
 pub fn checked_head(c: Chunk) -> Option<usize> {
     owned_head(c).or_else(|| crate::starts::checked_head(c))
 }
@@ -336,7 +346,7 @@ pub fn note_unlock(st: &State) {
 /// slow path.
 ///
 /// # Safety
-/// `p` must be an in-use arena chunk the caller is freeing.
+/// `p` must be an in-use arena chunk of `size` bytes the caller is freeing.
 #[inline(always)]
 pub unsafe fn push(p: Chunk, size: usize) -> bool {
     // SAFETY: the cache is this thread's own.
@@ -348,19 +358,20 @@ pub unsafe fn push(p: Chunk, size: usize) -> bool {
     let (key, count) = (tc.key, tc.count);
     // SAFETY: forwarded.
     tc.cache_into(list_of(size), |list| unsafe {
-        cache_in(list, p, key, count)
+        cache_in(list, p, size, key, count)
     })
 }
 
-/// The step every caching free shares: caches in-use chunk `p` of this thread's arena in
-/// `list` (its size's, of at most `limit` entries: `tcache_count`, which bounds every
-/// list) if it carries no key and the list has room.
+/// The step every caching free shares: caches in-use chunk `p` of `size` bytes in `list`
+/// (its size's, of at most `limit` entries: `tcache_count`, which bounds every list) if it
+/// carries no key and the list has room.
 ///
 /// # Safety
-/// `p` must be an in-use arena chunk (not mapped) of this thread's arena that the caller is
-/// freeing, with its successor's header inside its segment.
+/// `p` must be an in-use arena chunk (not mapped) of `size` bytes that the caller is
+/// freeing, with its successor's header inside its segment; a range list's must be of this
+/// thread's arena (`Ranges::reclaim` frees them into it).
 #[inline(always)]
-unsafe fn cache_in(list: List<'_>, p: Chunk, key: usize, limit: u16) -> bool {
+unsafe fn cache_in(list: List<'_>, p: Chunk, size: usize, key: usize, limit: u16) -> bool {
     let entry = p.mem() as usize;
     // SAFETY: the chunk is being freed by its owner, so its user words are ours to read;
     // its successor's header lies inside the segment (the caller's word).
@@ -370,7 +381,7 @@ unsafe fn cache_in(list: List<'_>, p: Chunk, key: usize, limit: u16) -> bool {
             return mark == key && list.link_after_key_match(entry, key, limit);
         }
         // Already free in its arena (or merged into top): the arena path reports it.
-        if !p.in_use() {
+        if !p.plus(size).prev_inuse() {
             return false;
         }
         list.link(entry, key)
@@ -396,7 +407,7 @@ fn setup(tc: &mut Tcache) {
     }
     tc.state = ACTIVE;
     tc.key = KEY.load(Relaxed);
-    tc.tag_key = crate::chunk::tag_key();
+    tc.unseal_key = crate::chunk::unseal_key();
     tc.arena = arenas::attach() as *const Arena as usize;
     let count = PARAMS.tcache_count.load(Relaxed).min(u16::MAX as usize);
     let max = PARAMS.tcache_max.load(Relaxed);
