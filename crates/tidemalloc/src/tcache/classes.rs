@@ -63,6 +63,30 @@ pub const fn request_list(bytes: usize) -> usize {
     ((bytes + SIZE_SZ + ALIGN_MASK) / ALIGNMENT).saturating_sub(MIN_CHUNK / ALIGNMENT)
 }
 
+/// Entries of `REQUEST_LISTS`: one per `request_step` of a request served by a small list.
+pub const REQUEST_STEPS: usize = request_step(SMALL_MAX_CHUNK - SIZE_SZ) + 1;
+
+/// Where a request of `bytes` bytes looks in `REQUEST_LISTS`. Every request of one step
+/// takes the same chunk size (a chunk ends 8 bytes into a 16-byte step), so one table read
+/// replaces the clamp to the smallest chunk that `request_list` needs.
+#[inline(always)]
+pub const fn request_step(bytes: usize) -> usize {
+    (bytes + ALIGNMENT - SIZE_SZ - 1) / ALIGNMENT
+}
+
+/// The small list of each request step; malloc's fast path reads a copy in the thread
+/// cache, next to the lists.
+pub const REQUEST_LISTS: [u8; REQUEST_STEPS] = {
+    let mut lists = [0; REQUEST_STEPS];
+    let mut step = 0;
+    while step < REQUEST_STEPS {
+        lists[step] = request_list(step * ALIGNMENT) as u8;
+        step += 1;
+    }
+    lists
+};
+const _: () = assert!(SMALL_LISTS <= u8::MAX as usize + 1);
+
 /// The range list of a chunk of `size` bytes, above SMALL_MAX_CHUNK.
 #[inline]
 pub const fn range_list(size: usize) -> usize {
@@ -121,6 +145,18 @@ mod tests {
             request_to_size(SMALL_MAX_CHUNK - SIZE_SZ + 1),
             Some(SMALL_MAX_CHUNK + ALIGNMENT)
         );
+    }
+
+    #[test]
+    fn the_request_table_gives_every_small_request_its_list() {
+        for bytes in 0..=SMALL_MAX_CHUNK - SIZE_SZ {
+            assert_eq!(
+                REQUEST_LISTS[request_step(bytes)] as usize,
+                request_list(bytes),
+                "request of {bytes} bytes"
+            );
+        }
+        assert_eq!(request_step(SMALL_MAX_CHUNK - SIZE_SZ), REQUEST_STEPS - 1);
     }
 
     #[test]

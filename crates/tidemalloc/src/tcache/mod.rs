@@ -19,8 +19,8 @@ use crate::arenas;
 use crate::bins::reveal;
 use crate::check::{corruption, Corruption, HARDENED};
 use crate::chunk::{
-    request_to_size, steps, Chunk, ALIGNMENT, ALIGN_MASK, FLAG_BITS, HEADER, MIN_CHUNK,
-    NON_MAIN_ARENA, PREV_INUSE, SIZE_SZ,
+    request_to_size, steps, Chunk, ALIGNMENT, ALIGN_MASK, ALIGN_SHIFT, FLAG_BITS, HEADER,
+    MIN_CHUNK, NON_MAIN_ARENA, PREV_INUSE, SIZE_SZ,
 };
 use crate::options::PARAMS;
 use crate::os;
@@ -28,7 +28,10 @@ use crate::segment::Segment;
 use crate::tls;
 use crate::MAIN;
 pub use classes::LARGEST_MAX_BYTES;
-use classes::{capacity, list_of, request_list, small_list, SMALL_LISTS, SMALL_MAX_CHUNK};
+use classes::{
+    capacity, list_of, request_step, small_list, REQUEST_LISTS, REQUEST_STEPS, SMALL_LISTS,
+    SMALL_MAX_CHUNK,
+};
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 pub use drain::{flush_all, free_to_arena};
 use list::List;
@@ -113,6 +116,9 @@ pub struct Tcache {
     number: u32,
     /// How many times each small list's refill batch has doubled.
     refills: [u8; SMALL_LISTS],
+    /// A copy of `classes::REQUEST_LISTS`, where malloc's fast path reads it with the
+    /// cache's own base register; zeroed until set up, when `request_limit` is 0.
+    request_lists: [u8; REQUEST_STEPS],
 }
 
 impl Tcache {
@@ -220,7 +226,11 @@ pub fn pop_request(bytes: usize) -> Option<*mut u8> {
         return None;
     }
     // SAFETY: requests below the limit have small lists.
-    unsafe { tc.small(request_list(bytes)) }.take()
+    unsafe {
+        let i = *tc.request_lists.get_unchecked(request_step(bytes));
+        tc.small(i as usize)
+    }
+    .take()
 }
 
 /// Pops a cached chunk of at least `nb` bytes (exactly `nb` from a small list), if any.
@@ -261,11 +271,16 @@ pub unsafe fn free_fast(mem: usize) -> bool {
         // SAFETY: the unchecked build takes the caller's word that this is a chunk of ours.
         false => unsafe { Chunk(p).head() },
     };
-    // The small list of the chunk's size. A header that is not a chunk's own unseals to
-    // high bits, and the mmapped flag, or bit 3 (never set in a size of ours), leaves it
-    // off the grid: either puts it out of range, so a chunk starts at `p`. A small size
-    // ends within the segment, as `limit` leaves room for it.
-    let i = steps((head & !(PREV_INUSE | NON_MAIN_ARENA)).wrapping_sub(MIN_CHUNK));
+    // The small list of the chunk's size; a small size ends within the segment, as `limit`
+    // leaves room for it. In the hardened build a header that is not a chunk's own unseals
+    // to high bits, out of range, so a chunk starts at `p`; the flags shift out, as no
+    // chunk in an arena segment is mapped (a header that says so unseals whole only if it
+    // was sealed there). The unchecked build rejects the mmapped flag, or bit 3 (never set
+    // in a size of ours), by leaving the size off the grid.
+    let i = match HARDENED {
+        true => head.wrapping_sub(MIN_CHUNK) >> ALIGN_SHIFT,
+        false => steps((head & !(PREV_INUSE | NON_MAIN_ARENA)).wrapping_sub(MIN_CHUNK)),
+    };
     if i >= tc.lists {
         return false;
     }
@@ -280,7 +295,7 @@ pub unsafe fn free_fast(mem: usize) -> bool {
         return false;
     }
     let (key, count) = (tc.key, tc.count);
-    let size = head & !FLAG_BITS;
+    let size = head & !ALIGN_MASK;
     // SAFETY: as above, and `i` is a small list.
     unsafe { cache_in(tc.small(i), Chunk(p), size, key, count) }
 }
@@ -406,6 +421,7 @@ fn setup(tc: &mut Tcache) {
         drop(MAIN.lock());
     }
     tc.state = ACTIVE;
+    tc.request_lists = REQUEST_LISTS;
     tc.key = KEY.load(Relaxed);
     tc.unseal_key = crate::chunk::unseal_key();
     tc.arena = arenas::attach() as *const Arena as usize;
