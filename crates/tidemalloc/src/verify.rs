@@ -181,7 +181,7 @@ unsafe fn walk(st: &State) -> Result<HeapReport, HeapError> {
             if newest && c == st.top {
                 // SAFETY: top is a live chunk.
                 let (size, prev_inuse) = unsafe { (c.size(), c.prev_inuse()) };
-                if c.0 + size > seg.end || seg.end - (c.0 + size) >= ALIGNMENT {
+                if size > seg.end - c.0 || seg.end - (c.0 + size) >= ALIGNMENT {
                     return fail("top does not end its segment", c.0);
                 }
                 if !prev_inuse || prev_free {
@@ -197,7 +197,9 @@ unsafe fn walk(st: &State) -> Result<HeapReport, HeapError> {
                 }
                 break;
             }
-            if size < MIN_CHUNK || size % ALIGNMENT != 0 || c.0 + size > seg.end {
+            // Compared so that a damaged size (an unsealed garbage word may come out near
+            // 2^64) cannot wrap around.
+            if size < MIN_CHUNK || size % ALIGNMENT != 0 || size > seg.end - c.0 {
                 return fail("impossible chunk size", c.0);
             }
             if !starts::is_start(c.0) {
