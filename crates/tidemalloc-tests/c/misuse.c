@@ -26,6 +26,37 @@ static void *free_twice(void *p)
     return NULL;
 }
 
+/* Blocks of the main thread that another thread frees: the first is freed twice, with
+ * enough others between to send the first back towards its arena. */
+#define HANDED_BACK 40
+static void *handed_back[HANDED_BACK];
+
+static void *free_all_then_first_again(void *unused)
+{
+    (void)unused;
+    for (int i = 0; i < HANDED_BACK; i++)
+        free(handed_back[i]);
+    free(handed_back[0]);
+    return NULL;
+}
+
+static void *free_all(void *unused)
+{
+    (void)unused;
+    for (int i = 0; i < HANDED_BACK; i++)
+        free(handed_back[i]);
+    return NULL;
+}
+
+static void hand_back(size_t size, void *(*freer)(void *))
+{
+    for (int i = 0; i < HANDED_BACK; i++)
+        handed_back[i] = must(size);
+    pthread_t t;
+    if (pthread_create(&t, NULL, freer, NULL) || pthread_join(t, NULL))
+        setup_failed("thread");
+}
+
 static void *free_lowest(void *unused)
 {
     (void)unused;
@@ -90,6 +121,16 @@ int main(int argc, char **argv)
         if (pthread_create(&t, NULL, free_twice, p))
             setup_failed("pthread_create failed");
         pthread_join(t, NULL);
+    } else if (!strcmp(mode, "double-free-after-hand-back")) {
+        /* The second free comes after the freeing thread has handed the block back
+         * towards its owner's arena, where no cache list shows it. */
+        hand_back(40, free_all_then_first_again);
+    } else if (!strcmp(mode, "double-free-range-after-hand-back")) {
+        hand_back(5000, free_all_then_first_again);
+    } else if (!strcmp(mode, "owner-frees-a-handed-back-block")) {
+        /* Another thread frees the block and hands it back; its owner then frees it too. */
+        hand_back(40, free_all);
+        free(handed_back[0]);
     } else if (!strcmp(mode, "interior")) {
         char *p = must(200);
         free(p + 64);

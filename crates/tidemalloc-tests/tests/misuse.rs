@@ -116,6 +116,21 @@ fn free_of_a_stale_pointer_into_merged_memory() {
 }
 
 #[test]
+fn double_free_by_another_thread_after_it_handed_the_block_back() {
+    aborts("double-free-after-hand-back", "", &[DOUBLE_FREE_TCACHE]);
+    aborts(
+        "double-free-range-after-hand-back",
+        "",
+        &[DOUBLE_FREE_TCACHE],
+    );
+}
+
+#[test]
+fn the_owner_frees_a_block_another_thread_handed_back() {
+    aborts("owner-frees-a-handed-back-block", "", &[DOUBLE_FREE_TCACHE]);
+}
+
+#[test]
 fn free_behind_a_copied_header() {
     aborts("copied-header", "", &["free(): invalid pointer"]);
 }

@@ -754,6 +754,7 @@ impl Guard<'_> {
             unsafe {
                 let next = *(e as *const usize);
                 if !(mine && crate::tcache::adopt(e)) {
+                    crate::tcache::clear_mark(e);
                     self.state.free(Chunk::from_mem(e as *mut u8));
                 }
                 e = next;

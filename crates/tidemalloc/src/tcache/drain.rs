@@ -4,15 +4,17 @@
 
 use super::classes::LISTS;
 use super::list::List;
-use super::Tcache;
+use super::{remote_mark, Tcache};
 use crate::arena::Arena;
 use crate::arenas;
+use crate::check::{corruption, Corruption};
 use crate::chunk::{Chunk, SIZE_SZ};
 use crate::tls;
 
 /// Frees `p` to its arena: under the lock if it can be had at once (or is this thread's own
 /// arena), else handed to the owner's remote list, so that a free never waits on another
-/// thread's arena.
+/// thread's arena. A chunk that carries the remote mark is on such a list already: freeing
+/// it again is reported as a double free. Any other mark is left for the arena's own checks.
 ///
 /// # Safety
 /// `p` must be an in-use arena chunk the caller is freeing.
@@ -21,12 +23,18 @@ pub unsafe fn free_to_arena(p: Chunk) {
     let owner = unsafe { arenas::owner(p) };
     let mem = p.mem() as usize;
     // SAFETY: forwarded.
-    unsafe { release_run(owner, mem, mem) };
+    unsafe {
+        if *((mem + SIZE_SZ) as *const usize) == remote_mark((*tls::tcache()).key) {
+            corruption(Corruption::TcacheDoubleFree);
+        }
+        release_run(owner, mem, mem);
+    }
 }
 
 /// Frees a chain of chunks of one arena, linked through their first word, `first` to `last`:
 /// into this thread's own arena under its lock; another arena's chain goes onto that arena's
-/// remote list with one CAS, for its owner to take straight into its thread cache.
+/// remote list with one CAS, each chunk with the remote mark, for its owner to take
+/// straight into its thread cache.
 unsafe fn release_run(owner: &'static Arena, first: usize, last: usize) {
     // SAFETY: the chain holds in-use chunks of `owner` that their holder is freeing.
     unsafe {
@@ -45,9 +53,28 @@ unsafe fn release_run(owner: &'static Arena, first: usize, last: usize) {
                     e = next;
                 }
             }
-            None => owner.push_remote(first, last),
+            None => {
+                let mark = remote_mark((*tls::tcache()).key);
+                let mut e = first;
+                while e != 0 {
+                    *((e + SIZE_SZ) as *mut usize) = mark;
+                    e = *(e as *const usize);
+                }
+                owner.push_remote(first, last);
+            }
         }
     }
+}
+
+/// Wipes the remote mark of chunk `entry` as its arena takes it off the remote list into its
+/// bins: merged into a neighbour or top it would stay in memory that may become another
+/// chunk at the same address, whose free would then look like a double free.
+///
+/// # Safety
+/// `entry` must be a chunk being freed to its arena, its second word ours.
+pub unsafe fn clear_mark(entry: usize) {
+    // SAFETY: forwarded.
+    unsafe { *((entry + SIZE_SZ) as *mut usize) = 0 };
 }
 
 /// Chunks on their way back to their arenas, gathered into runs of one arena each so that
@@ -109,7 +136,6 @@ pub fn flush_foreign(tc: &mut Tcache) {
         // SAFETY: foreign entries are in-use chunks this thread freed, linked plainly.
         unsafe {
             let next = *(e as *const usize);
-            *((e + SIZE_SZ) as *mut usize) = 0;
             runs.add(e);
             e = next;
         }

@@ -33,7 +33,7 @@ use classes::{
     SMALL_MAX_CHUNK,
 };
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
-pub use drain::{flush_all, free_to_arena};
+pub use drain::{clear_mark, flush_all, free_to_arena};
 use list::List;
 use ranges::Ranges;
 
@@ -58,18 +58,47 @@ const NEW: u8 = 0;
 const ACTIVE: u8 = 1;
 const DONE: u8 = 2;
 
-/// Marks a cached chunk in its second word, so that a double free is spotted cheaply. It is
-/// odd, so that the mark of a fast-bin chunk, the same with its low bit clear, is told
-/// apart from it by one bit and both are caught by one compare.
+/// Marks a cached chunk in its second word, so that a double free is spotted cheaply. Its
+/// two low bits are set; the marks of a chunk in a fast bin and of a chunk on its way back
+/// to its arena (`remote_mark`) differ from it in one of them, so all three are caught by
+/// one compare.
 static KEY: AtomicUsize = AtomicUsize::new(0);
 /// The bit that tells `KEY` and the fast-bin mark apart.
 const FAST_TAG: usize = 1;
+/// The bit that tells `KEY` and the remote mark apart.
+const REMOTE_TAG: usize = 2;
+/// The low bits of `KEY`.
+const MARK_TAGS: usize = FAST_TAG | REMOTE_TAG;
 
 /// The mark of a chunk in a fast bin.
 #[inline]
 pub fn fast_key() -> usize {
     KEY.load(Relaxed) ^ FAST_TAG
 }
+
+/// The mark of a chunk on its way back to another arena (in the foreign batch or on the
+/// owner's remote list) until the owner takes it: a second free of it meanwhile is a double
+/// free that no list of the freeing thread would show.
+fn remote_mark(key: usize) -> usize {
+    key ^ REMOTE_TAG
+}
+
+/// Marks chunk `entry` as on its way back to its arena, reporting a double free if it
+/// already was.
+///
+/// # Safety
+/// `entry` must be an in-use chunk that its holder is freeing.
+unsafe fn mark_remote(entry: usize, key: usize) {
+    let mark = (entry + SIZE_SZ) as *mut usize;
+    // SAFETY: the chunk is being freed; its second word is ours.
+    unsafe {
+        if *mark == remote_mark(key) {
+            corruption(Corruption::TcacheDoubleFree);
+        }
+        *mark = remote_mark(key);
+    }
+}
+
 /// The pthread key whose destructor flushes a thread's cache at exit (`u32::MAX` until made).
 static EXIT_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
 
@@ -210,7 +239,7 @@ fn next_number() -> u32 {
 /// Process-wide set-up done once, by the first thread: the double-free key and the
 /// thread-exit hook.
 pub fn global_init() {
-    KEY.store(os::random_word() | FAST_TAG, Relaxed);
+    KEY.store(os::random_word() | MARK_TAGS, Relaxed);
     if let Some(key) = os::thread_exit_key(thread_exit) {
         EXIT_KEY.store(key, Relaxed);
     }
@@ -392,8 +421,8 @@ unsafe fn cache_in(list: List<'_>, p: Chunk, size: usize, key: usize, limit: u16
     // its successor's header lies inside the segment (the caller's word).
     unsafe {
         let mark = *((entry + SIZE_SZ) as *const usize);
-        if mark | FAST_TAG == key {
-            return mark == key && list.link_after_key_match(entry, key, limit);
+        if mark | MARK_TAGS == key {
+            return cache_marked(list, entry, mark, key, limit);
         }
         // Already free in its arena (or merged into top): the arena path reports it.
         if !p.plus(size).prev_inuse() {
@@ -401,6 +430,22 @@ unsafe fn cache_in(list: List<'_>, p: Chunk, size: usize, key: usize, limit: u16
         }
         list.link(entry, key)
     }
+}
+
+/// `cache_in` for a chunk that carries one of the marks: the cache's (the list is looked
+/// through, see `link_after_key_match`), the remote one (a double free, reported), or the
+/// fast bins' (left to the arena path, which reports it).
+///
+/// # Safety
+/// As for `cache_in`.
+#[cold]
+#[inline(never)]
+unsafe fn cache_marked(list: List<'_>, entry: usize, mark: usize, key: usize, limit: u16) -> bool {
+    if mark == remote_mark(key) {
+        corruption(Corruption::TcacheDoubleFree);
+    }
+    // SAFETY: forwarded.
+    mark == key && unsafe { list.link_after_key_match(entry, key, limit) }
 }
 
 /// This thread's cache, set up if it is new.
@@ -603,13 +648,9 @@ pub unsafe fn free_slow(p: Chunk, size: usize) {
 /// As for `free_slow`.
 unsafe fn add_foreign(tc: &mut Tcache, p: Chunk) {
     let entry = p.mem() as usize;
-    let key = tc.key;
     // SAFETY: the chunk is being freed; its first two words are ours.
     unsafe {
-        if *((entry + SIZE_SZ) as *const usize) == key && in_chain(tc.foreign, entry) {
-            corruption(Corruption::TcacheDoubleFree);
-        }
-        *((entry + SIZE_SZ) as *mut usize) = key;
+        mark_remote(entry, tc.key);
         *(entry as *mut usize) = tc.foreign;
     }
     tc.foreign = entry;
@@ -617,19 +658,6 @@ unsafe fn add_foreign(tc: &mut Tcache, p: Chunk) {
     if tc.foreign_count >= FOREIGN_BATCH {
         drain::flush_foreign(tc);
     }
-}
-
-/// Whether `entry` is in the plainly linked chain from `head`.
-#[cold]
-fn in_chain(mut e: usize, entry: usize) -> bool {
-    while e != 0 {
-        if e == entry {
-            return true;
-        }
-        // SAFETY: chain members are chunks this thread freed.
-        e = unsafe { *(e as *const usize) };
-    }
-    false
 }
 
 /// Chunks and bytes the calling thread's cache holds: cached entries, the foreign batch and
