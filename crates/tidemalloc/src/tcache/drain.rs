@@ -4,10 +4,9 @@
 
 use super::classes::LISTS;
 use super::list::List;
-use super::{remote_mark, Tcache};
+use super::{check_not_remote, remote_mark, Tcache};
 use crate::arena::Arena;
 use crate::arenas;
-use crate::check::{corruption, Corruption};
 use crate::chunk::{Chunk, SIZE_SZ};
 use crate::tls;
 
@@ -24,9 +23,7 @@ pub unsafe fn free_to_arena(p: Chunk) {
     let mem = p.mem() as usize;
     // SAFETY: forwarded.
     unsafe {
-        if *((mem + SIZE_SZ) as *const usize) == remote_mark((*tls::tcache()).key) {
-            corruption(Corruption::TcacheDoubleFree);
-        }
+        check_not_remote(mem, (*tls::tcache()).key);
         release_run(owner, mem, mem);
     }
 }

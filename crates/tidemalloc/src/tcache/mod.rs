@@ -83,19 +83,28 @@ fn remote_mark(key: usize) -> usize {
     key ^ REMOTE_TAG
 }
 
+/// Reports a double free if chunk `entry`, which its holder is freeing, is already on its
+/// way back to its arena.
+///
+/// # Safety
+/// `entry` must be an arena chunk whose second word is readable.
+unsafe fn check_not_remote(entry: usize, key: usize) {
+    // SAFETY: forwarded.
+    if unsafe { *((entry + SIZE_SZ) as *const usize) } == remote_mark(key) {
+        corruption(Corruption::TcacheDoubleFree);
+    }
+}
+
 /// Marks chunk `entry` as on its way back to its arena, reporting a double free if it
 /// already was.
 ///
 /// # Safety
 /// `entry` must be an in-use chunk that its holder is freeing.
 unsafe fn mark_remote(entry: usize, key: usize) {
-    let mark = (entry + SIZE_SZ) as *mut usize;
     // SAFETY: the chunk is being freed; its second word is ours.
     unsafe {
-        if *mark == remote_mark(key) {
-            corruption(Corruption::TcacheDoubleFree);
-        }
-        *mark = remote_mark(key);
+        check_not_remote(entry, key);
+        *((entry + SIZE_SZ) as *mut usize) = remote_mark(key);
     }
 }
 
@@ -408,7 +417,7 @@ pub unsafe fn push(p: Chunk, size: usize) -> bool {
 
 /// The step every caching free shares: caches in-use chunk `p` of `size` bytes in `list`
 /// (its size's, of at most `limit` entries: `tcache_count`, which bounds every list) if it
-/// carries no key and the list has room.
+/// carries no mark and the list has room.
 ///
 /// # Safety
 /// `p` must be an in-use arena chunk (not mapped) of `size` bytes that the caller is
