@@ -96,6 +96,21 @@ int main(int argc, char **argv)
         free(victim);
     } else if (!strcmp(mode, "double-free-medium")) {
         double_free(3000);
+    } else if (!strcmp(mode, "double-free-binned")) {
+        /* Run with tcache_count=1: a block past the fast bins that a full cache list sent
+         * back to its arena's bins, freed again. Its neighbours stay in use, so it waits
+         * in a bin whole, looking like any in-use block to its own header. */
+        char *before = must(16);
+        char *victim = must(200);
+        char *between = must(16);
+        char *other = must(200);
+        char *after = must(16);
+        sink = before;
+        sink = between;
+        sink = after;
+        free(victim);
+        free(other);
+        free(victim);
     } else if (!strcmp(mode, "double-free-into-top")) {
         /* Past the thread cache (tcache_max=1032), the block merges into top when freed;
          * freeing it again must still be seen. In the cache, the cache's key sees it. */

@@ -87,5 +87,23 @@ int main(void)
         free(small_guards[i]);
     for (int i = 0; i < live_count; i++)
         free(live[i]);
+
+    /* A block whose bytes are all 0xb3 holds, in its second word, what tidemalloc's free
+     * chunks carry there (top bits 1011001): it is still an in-use block, and a free of it
+     * is kept as any other of its size (a thread cache holds 200-byte blocks by default). */
+    char *tagged = malloc(200);
+    char *tagged_guard = malloc(200);
+    if (!tagged || !tagged_guard)
+        setup_failed("malloc returned NULL");
+    memset(tagged, 0xb3, 200);
+    struct mallinfo2 tagged_before = mallinfo2();
+    free(tagged);
+    struct mallinfo2 tagged_after = mallinfo2();
+    fact("tagged_fordblks_delta", "%ld", (long)(tagged_after.fordblks - tagged_before.fordblks));
+    fact("tagged_uordblks_delta", "%ld", (long)(tagged_after.uordblks - tagged_before.uordblks));
+    char *tagged_again = malloc(200);
+    fact("tagged_reused", "%d", tagged_again == tagged);
+    free(tagged_again);
+    free(tagged_guard);
     return 0;
 }

@@ -76,6 +76,20 @@ fn s2_2_freed_cacheable_chunk_is_kept_and_reused() {
     }
 }
 
+/// S2.2: a freed block whose data looks like the mark tidemalloc's free chunks carry in
+/// their second word is in use all the same: the thread cache keeps it as any other block of
+/// its size (so mallinfo2 counts it as in use, not free) and hands it back for the next
+/// request. Sent to the arena's bins, it would count as a free chunk there.
+#[test]
+fn a_block_whose_data_looks_free_is_cached_as_any_other() {
+    let out = CProgram::build("s2_2_freed_kept").run(&[]);
+    out.facts().expect(&[
+        ("tagged_fordblks_delta", 0),
+        ("tagged_uordblks_delta", 0),
+        ("tagged_reused", 1),
+    ]);
+}
+
 /// S2.2: small chunks go to the fast bins (after any thread cache fills): mallinfo2's
 /// smblks/fsmblks count them, and all of them come back for requests of their size
 /// (among three times as many requests, so that a thread cache holding others of the size

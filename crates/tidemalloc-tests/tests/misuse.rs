@@ -69,6 +69,15 @@ fn double_free_of_a_medium_block() {
 }
 
 #[test]
+fn double_free_of_a_block_waiting_in_a_bin() {
+    aborts(
+        "double-free-binned",
+        "glibc.malloc.tcache_count=1",
+        &["double free or corruption (!prev)"],
+    );
+}
+
+#[test]
 fn double_free_of_a_block_merged_into_top() {
     aborts("double-free-into-top", "", &[DOUBLE_FREE_TCACHE]);
     aborts(

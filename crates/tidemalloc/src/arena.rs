@@ -140,6 +140,9 @@ impl State {
             if self.flags != 0 && !c.is_mmapped() {
                 c.set_head(c.head() | self.flags);
             }
+            // A chunk from a bin, or from memory that was one, may still hold a tagged link
+            // there, which would send its first free down the full path.
+            c.set_mark(0);
             Some(c)
         }
     }
@@ -232,7 +235,7 @@ impl State {
                 corruption(Corruption::FastBinWrongSize);
             }
             self.bins.fast[index] = next;
-            victim.set_bk(Chunk::NULL);
+            victim.set_mark(0);
         }
         Some(victim)
     }
@@ -450,10 +453,10 @@ impl State {
                 let index = fast_index(size);
                 let old = self.bins.fast[index];
                 let key = crate::tcache::fast_key();
-                if old == p.0 || (p.bk().0 == key && self.in_fast_bin(index, p)) {
+                if old == p.0 || (p.mark() == key && self.in_fast_bin(index, p)) {
                     corruption(Corruption::DoubleFreeFastTop);
                 }
-                p.set_bk(Chunk(key));
+                p.set_mark(key);
                 p.set_fd(Chunk(protect(p.fd_slot(), old)));
                 self.bins.fast[index] = p.0;
                 self.have_fast = true;
@@ -559,7 +562,7 @@ impl State {
                     if !aligned(head) || (head != 0 && !self.bins.link_ok(Chunk(head), p)) {
                         corruption(Corruption::FastBinUnaligned);
                     }
-                    p.set_bk(Chunk::NULL);
+                    p.set_mark(0);
                     let mut size = p.size();
                     if fast_index(size) != index {
                         corruption(Corruption::ConsolidateInvalidSize);

@@ -3,7 +3,9 @@
 //! ranges kept sorted largest first (bins 64..=126), and a bitmap of possibly non-empty bins.
 
 use crate::check::{corruption, Corruption};
-use crate::chunk::{aligned as aligned_chunk, Chunk, ALIGNMENT, HEADER, MIN_CHUNK, SIZE_SZ};
+use crate::chunk::{
+    aligned as aligned_chunk, Chunk, ALIGNMENT, FREE_TAG, HEADER, MIN_CHUNK, SIZE_SZ,
+};
 
 /// Number of regular bins, bin 0 unused.
 pub const NBINS: usize = 128;
@@ -108,7 +110,8 @@ impl Bins {
         for i in 1..NBINS {
             let b = self.bin(i);
             self.links[2 * (i - 1)] = b.0;
-            self.links[2 * (i - 1) + 1] = b.0;
+            // As `Chunk::set_bk` stores it.
+            self.links[2 * (i - 1) + 1] = b.0 ^ FREE_TAG;
         }
         self.fast = [0; NFASTBINS];
         self.map = [0; BINMAP_WORDS];

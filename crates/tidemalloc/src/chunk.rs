@@ -45,6 +45,18 @@ pub const NON_MAIN_ARENA: usize = 0x4;
 /// The three flag bits of a size word.
 pub const FLAG_BITS: usize = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA;
 
+/// Where a chunk's second user word (`bk`, the mark word) keeps `FREE_TAG`.
+pub const FREE_TAG_SHIFT: u32 = 57;
+/// The top bits that the second user word of every free chunk carries: the thread cache's
+/// marks (`tcache::KEY` and its variants) and a binned chunk's `bk` link, which is stored
+/// XORed with it. User-space addresses stay below 2^57, so a stored link keeps the tag
+/// whole, and free's fast path tells a chunk that is free anywhere from an in-use one by
+/// the top bits of that one word, which it reads anyway, where it used to read the next
+/// chunk's header too. In-use chunks rarely carry it by chance: pointers, small and
+/// negative integers and ASCII text never do, and a chunk that does only takes the full
+/// path.
+pub const FREE_TAG: usize = 0x59 << FREE_TAG_SHIFT;
+
 /// The seal key: odd, set once at start-up from the kernel's randomness.
 static SEAL_KEY: AtomicUsize = AtomicUsize::new(1);
 /// The seal key's inverse modulo 2^64, with which a size word is unsealed.
@@ -323,14 +335,14 @@ impl Chunk {
         Chunk(unsafe { *self.word(2) })
     }
 
-    /// The backward list link of a free chunk.
+    /// The backward list link of a free chunk (stored with `FREE_TAG`).
     ///
     /// # Safety
     /// As for `fd`.
     #[inline]
     pub unsafe fn bk(self) -> Chunk {
         // SAFETY: forwarded.
-        Chunk(unsafe { *self.word(3) })
+        Chunk(unsafe { *self.word(3) } ^ FREE_TAG)
     }
 
     /// Sets the forward link.
@@ -343,14 +355,35 @@ impl Chunk {
         unsafe { *self.word(2) = c.0 }
     }
 
-    /// Sets the backward link.
+    /// Sets the backward link (stored with `FREE_TAG`).
     ///
     /// # Safety
     /// As for `fd`.
     #[inline]
     pub unsafe fn set_bk(self, c: Chunk) {
         // SAFETY: forwarded.
-        unsafe { *self.word(3) = c.0 }
+        unsafe { *self.word(3) = c.0 ^ FREE_TAG }
+    }
+
+    /// The second user word as stored: a mark of the thread cache or the fast bins, a
+    /// tagged `bk` link, or user data.
+    ///
+    /// # Safety
+    /// The chunk's first two user words must be mapped memory of this allocator.
+    #[inline]
+    pub unsafe fn mark(self) -> usize {
+        // SAFETY: forwarded.
+        unsafe { *self.word(3) }
+    }
+
+    /// Writes the second user word as it is (0 clears any mark).
+    ///
+    /// # Safety
+    /// As for `mark`, and the word must be the caller's to write.
+    #[inline]
+    pub unsafe fn set_mark(self, mark: usize) {
+        // SAFETY: forwarded.
+        unsafe { *self.word(3) = mark }
     }
 
     /// The address of the forward-link word, which safe-linking mixes into the stored value.
@@ -433,6 +466,22 @@ mod tests {
             assert_eq!(c.next().prev_size(), 48);
             assert_eq!(c.usable(), 40);
             assert_eq!(Chunk::from_mem(c.mem()), c);
+        }
+    }
+
+    #[test]
+    fn a_stored_back_link_carries_the_free_tag_and_reads_back_whole() {
+        let mut block = [0usize; 8];
+        let c = Chunk(block.as_mut_ptr() as usize);
+        for link in [c.0, 0x7fff_ffff_fff0, (1 << FREE_TAG_SHIFT) - 16] {
+            // SAFETY: the chunk's words lie inside `block`.
+            unsafe {
+                c.set_bk(Chunk(link));
+                assert_eq!(c.bk(), Chunk(link));
+                assert_eq!(c.mark() >> FREE_TAG_SHIFT, FREE_TAG >> FREE_TAG_SHIFT);
+                c.set_mark(0);
+                assert_eq!(c.mark(), 0);
+            }
         }
     }
 

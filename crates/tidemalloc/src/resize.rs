@@ -112,6 +112,8 @@ impl State {
                 }
                 start.set_head(size | PREV_INUSE | self.flags);
                 start.set_inuse_at(size);
+                // See `malloc_reclaiming`: the word may hold a tagged link from the past.
+                start.set_mark(0);
                 starts::set(start);
                 p.set_size_keep_flags(lead);
                 self.free(p);

@@ -19,8 +19,8 @@ use crate::arenas;
 use crate::bins::reveal;
 use crate::check::{corruption, Corruption, HARDENED};
 use crate::chunk::{
-    request_to_size, steps, Chunk, ALIGNMENT, ALIGN_MASK, ALIGN_SHIFT, FLAG_BITS, HEADER,
-    MIN_CHUNK, NON_MAIN_ARENA, PREV_INUSE, SIZE_SZ,
+    request_to_size, steps, Chunk, ALIGNMENT, ALIGN_MASK, ALIGN_SHIFT, FLAG_BITS, FREE_TAG,
+    FREE_TAG_SHIFT, HEADER, MIN_CHUNK, NON_MAIN_ARENA, PREV_INUSE, SIZE_SZ,
 };
 use crate::options::PARAMS;
 use crate::os;
@@ -60,9 +60,12 @@ const DONE: u8 = 2;
 
 /// Marks a cached chunk in its second word, so that a double free is spotted cheaply. Its
 /// two low bits are set; the marks of a chunk in a fast bin and of a chunk on its way back
-/// to its arena (`remote_mark`) differ from it in one of them, so all three are caught by
-/// one compare.
+/// to its arena (`remote_mark`) differ from it in one of them. Its top bits are
+/// `FREE_TAG`, which a binned chunk's link carries there too, so one compare of the top
+/// bits catches a chunk that is free anywhere.
 static KEY: AtomicUsize = AtomicUsize::new(0);
+/// The bits of `KEY` below `FREE_TAG`.
+const KEY_BITS: usize = (1 << FREE_TAG_SHIFT) - 1;
 /// The bit that tells `KEY` and the fast-bin mark apart.
 const FAST_TAG: usize = 1;
 /// The bit that tells `KEY` and the remote mark apart.
@@ -248,7 +251,7 @@ fn next_number() -> u32 {
 /// Process-wide set-up done once, by the first thread: the double-free key and the
 /// thread-exit hook.
 pub fn global_init() {
-    KEY.store(os::random_word() | MARK_TAGS, Relaxed);
+    KEY.store(os::random_word() & KEY_BITS | FREE_TAG | MARK_TAGS, Relaxed);
     if let Some(key) = os::thread_exit_key(thread_exit) {
         EXIT_KEY.store(key, Relaxed);
     }
@@ -419,42 +422,65 @@ pub unsafe fn push(p: Chunk, size: usize) -> bool {
 /// (its size's, of at most `limit` entries: `tcache_count`, which bounds every list) if it
 /// carries no mark and the list has room.
 ///
+/// A chunk that is free anywhere carries `FREE_TAG` in its second word: a cached, fast-bin
+/// or remote chunk its mark, a binned one its tagged link (a chunk merged into a neighbour
+/// or top lost its header, which the caller's seal check rejects). So the hardened build
+/// reads the successor's in-use bit only for a chunk that carries the tag; the unchecked
+/// build, which keeps no seals, reads it for every chunk.
+///
 /// # Safety
 /// `p` must be an in-use arena chunk (not mapped) of `size` bytes that the caller is
 /// freeing, with its successor's header inside its segment; a range list's must be of this
 /// thread's arena (`Ranges::reclaim` frees them into it).
 #[inline(always)]
 unsafe fn cache_in(list: List<'_>, p: Chunk, size: usize, key: usize, limit: u16) -> bool {
-    let entry = p.mem() as usize;
     // SAFETY: the chunk is being freed by its owner, so its user words are ours to read;
     // its successor's header lies inside the segment (the caller's word).
     unsafe {
-        let mark = *((entry + SIZE_SZ) as *const usize);
-        if mark | MARK_TAGS == key {
-            return cache_marked(list, entry, mark, key, limit);
+        let mark = p.mark();
+        if (mark ^ key) >> FREE_TAG_SHIFT == 0 {
+            return cache_tagged(list, p, size, mark, key, limit);
         }
-        // Already free in its arena (or merged into top): the arena path reports it.
-        if !p.plus(size).prev_inuse() {
+        if !HARDENED && !p.plus(size).prev_inuse() {
             return false;
         }
-        list.link(entry, key)
+        list.link(p.mem() as usize, key)
     }
 }
 
-/// `cache_in` for a chunk that carries one of the marks: the cache's (the list is looked
-/// through, see `link_after_key_match`), the remote one (a double free, reported), or the
-/// fast bins' (left to the arena path, which reports it).
+/// `cache_in` for a chunk that carries `FREE_TAG`: the cache's mark (the list is looked
+/// through, see `link_after_key_match`), the remote one (a double free, reported), the
+/// fast bins' mark or a binned chunk's link (left to the arena path, which reports it), or
+/// user data that carries the tag by chance, cached as any chunk once its successor shows
+/// it in use.
 ///
 /// # Safety
 /// As for `cache_in`.
 #[cold]
 #[inline(never)]
-unsafe fn cache_marked(list: List<'_>, entry: usize, mark: usize, key: usize, limit: u16) -> bool {
+unsafe fn cache_tagged(
+    list: List<'_>,
+    p: Chunk,
+    size: usize,
+    mark: usize,
+    key: usize,
+    limit: u16,
+) -> bool {
+    let entry = p.mem() as usize;
     if mark == remote_mark(key) {
         corruption(Corruption::TcacheDoubleFree);
     }
     // SAFETY: forwarded.
-    mark == key && unsafe { list.link_after_key_match(entry, key, limit) }
+    unsafe {
+        if mark == key {
+            return list.link_after_key_match(entry, key, limit);
+        }
+        // Free in its arena, in a bin or a fast bin: the arena path reports it.
+        if mark == fast_key() || !p.plus(size).prev_inuse() {
+            return false;
+        }
+        list.link(entry, key)
+    }
 }
 
 /// This thread's cache, set up if it is new.
