@@ -10,6 +10,7 @@ use crate::options::PARAMS;
 use crate::os;
 use crate::registry;
 use crate::starts;
+use crate::tcache::Freed;
 use crate::{arenas, check, mmapped, tcache, MAIN};
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -23,11 +24,20 @@ pub(crate) fn allocate(bytes: usize) -> *mut u8 {
     allocate_slow(bytes)
 }
 
-/// A chunk from the arena (refilling the cache on the way), filled with the complement of
-/// the M_PERTURB byte when one is set, as glibc fills what `_int_malloc` returns.
+/// `allocate` past the small lists: a range list's chunk if one fits, else one from the
+/// arena.
 #[cold]
 #[inline(never)]
 fn allocate_slow(bytes: usize) -> *mut u8 {
+    match tcache::pop_range(bytes) {
+        Some(p) => p,
+        None => allocate_from_arena(bytes),
+    }
+}
+
+/// A chunk from the arena (refilling the cache on the way), filled with the complement of
+/// the M_PERTURB byte when one is set, as glibc fills what `_int_malloc` returns.
+fn allocate_from_arena(bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
     };
@@ -141,7 +151,24 @@ fn rejected(kind: Corruption, p: Chunk) -> Option<Checked> {
 #[inline(always)]
 pub(crate) unsafe fn release(mem: *mut u8) {
     // SAFETY: forwarded; the fast path checks everything it relies on.
-    if !unsafe { tcache::free_fast(mem as usize) } {
+    match unsafe { tcache::free_fast(mem as usize) } {
+        Freed::Cached => {}
+        // SAFETY: forwarded, with the header the fast path read.
+        Freed::Range(head) => unsafe { release_range(mem, head) },
+        // SAFETY: forwarded.
+        Freed::Refused => unsafe { release_checked(mem) },
+    }
+}
+
+/// free of a chunk past the small lists, whose header `head` free's fast path has read:
+/// into its range list when `cache_range` takes it, else the full path.
+///
+/// # Safety
+/// As for `release`.
+#[inline(never)]
+unsafe fn release_range(mem: *mut u8, head: usize) {
+    // SAFETY: forwarded.
+    if !unsafe { tcache::cache_range(Chunk::from_mem(mem), head) } {
         // SAFETY: forwarded.
         unsafe { release_checked(mem) };
     }

@@ -20,7 +20,7 @@ use crate::bins::reveal;
 use crate::check::{corruption, Corruption, HARDENED};
 use crate::chunk::{
     request_to_size, steps, Chunk, ALIGNMENT, ALIGN_MASK, ALIGN_SHIFT, FLAG_BITS, FREE_TAG,
-    FREE_TAG_SHIFT, HEADER, MIN_CHUNK, NON_MAIN_ARENA, PREV_INUSE, SIZE_SZ,
+    FREE_TAG_SHIFT, HEADER, IS_MMAPPED, MIN_CHUNK, NON_MAIN_ARENA, PREV_INUSE, SIZE_SZ,
 };
 use crate::options::PARAMS;
 use crate::os;
@@ -29,8 +29,8 @@ use crate::tls;
 use crate::MAIN;
 pub use classes::LARGEST_MAX_BYTES;
 use classes::{
-    capacity, list_of, request_step, small_list, REQUEST_LISTS, REQUEST_STEPS, SMALL_LISTS,
-    SMALL_MAX_CHUNK,
+    capacity, list_of, range_list, request_step, small_list, REQUEST_LISTS, REQUEST_STEPS,
+    SMALL_LISTS, SMALL_MAX_CHUNK,
 };
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 pub use drain::{clear_mark, flush_all, free_to_arena};
@@ -214,6 +214,15 @@ impl Tcache {
         Some(unsafe { c.head_with(self.unseal_key) })
     }
 
+    /// Bytes from chunk `c` to the last header of this thread's newest segment, as last
+    /// seen: a chunk there of fewer bytes ends inside the segment with its successor's
+    /// header. `c` must lie fewer than `limit + SMALL_MAX_CHUNK / ALIGNMENT` steps past `lo`
+    /// (so this does not wrap).
+    #[inline(always)]
+    fn room_from(&self, c: Chunk) -> usize {
+        (self.limit * ALIGNMENT + SMALL_MAX_CHUNK) - (c.0 - self.lo)
+    }
+
     /// List `i` of `classes`, if this thread has it.
     fn list(&mut self, i: usize) -> Option<List<'_>> {
         if i < SMALL_LISTS {
@@ -274,6 +283,24 @@ pub fn pop_request(bytes: usize) -> Option<*mut u8> {
     .take()
 }
 
+/// Pops a cached range chunk for a request of `bytes` bytes that no small list serves, if
+/// one fits: malloc's way to them, short of its path into the arena. As for a small list's
+/// chunk (and glibc's cached chunks), nothing is filled with M_PERTURB's byte.
+#[inline]
+pub fn pop_range(bytes: usize) -> Option<*mut u8> {
+    // SAFETY: the cache is this thread's own; nothing else touches it.
+    let tc = unsafe { &mut *tls::tcache() };
+    // Below `max_chunk`, the request cannot overflow its padding.
+    if bytes >= tc.max_chunk {
+        return None;
+    }
+    let nb = request_to_size(bytes)?;
+    if nb <= SMALL_MAX_CHUNK || nb > tc.max_chunk {
+        return None;
+    }
+    tc.ranges()?.take(nb)
+}
+
 /// Pops a cached chunk of at least `nb` bytes (exactly `nb` from a small list), if any.
 #[inline(always)]
 pub fn pop(nb: usize) -> Option<*mut u8> {
@@ -289,26 +316,38 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
     None
 }
 
+/// What free's fast path did with a block.
+pub enum Freed {
+    /// Cached in a small list.
+    Cached,
+    /// A chunk past the small lists whose header, read (and unsealed) here, is this: for
+    /// `cache_range`.
+    Range(usize),
+    /// Left, with every report, to the full path.
+    Refused,
+}
+
 /// free's fast path: caches `mem` if it is, beyond doubt, an in-use chunk of this thread's
-/// arena whose list has room, as `push` would; `false` leaves every other case (and its
-/// report) to the full path. Reads, in order: this cache's copy of its arena's newest
-/// segment, the chunk's header, then what `push` reads (the unchecked build, which has no
-/// segment bounds, reads the heap header that names the chunk's owner instead).
+/// arena whose small list has room, as `push` would. Reads, in order: this cache's copy of
+/// its arena's newest segment, the chunk's header, then what `push` reads (the unchecked
+/// build, which has no segment bounds, reads the heap header that names the chunk's owner
+/// instead). Each outcome other than `Cached` ends in one call, which the caller makes in
+/// tail position, so that this path saves no registers.
 ///
 /// # Safety
 /// In the unchecked build `mem` must be a chunk of ours; in the hardened build anything,
 /// NULL included, is checked here.
 #[inline(always)]
-pub unsafe fn free_fast(mem: usize) -> bool {
+pub unsafe fn free_fast(mem: usize) -> Freed {
     let p = mem.wrapping_sub(HEADER);
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &mut *tls::tcache() };
     let head = match HARDENED {
         true => match tc.head_within(Chunk(p), tc.limit) {
             Some(head) => head,
-            None => return false,
+            None => return Freed::Refused,
         },
-        false if mem & ALIGN_MASK != 0 => return false,
+        false if mem & ALIGN_MASK != 0 => return Freed::Refused,
         // SAFETY: the unchecked build takes the caller's word that this is a chunk of ours.
         false => unsafe { Chunk(p).head() },
     };
@@ -323,7 +362,7 @@ pub unsafe fn free_fast(mem: usize) -> bool {
         false => steps((head & !(PREV_INUSE | NON_MAIN_ARENA)).wrapping_sub(MIN_CHUNK)),
     };
     if i >= tc.lists {
-        return false;
+        return Freed::Range(head);
     }
     // A chunk inside this arena's newest segment is this arena's, so the hardened build
     // asks no owner. Only a segment that another thread sharing the arena has given back
@@ -333,12 +372,50 @@ pub unsafe fn free_fast(mem: usize) -> bool {
     // SAFETY: the unchecked build takes the caller's word that a chunk starts at `p`, and
     // it is not mapped.
     if !HARDENED && unsafe { arenas::owner_addr(Chunk(p)) } != tc.arena {
-        return false;
+        return Freed::Refused;
     }
     let (key, count) = (tc.key, tc.count);
     let size = head & !ALIGN_MASK;
     // SAFETY: as above, and `i` is a small list.
-    unsafe { cache_in(tc.small(i), Chunk(p), size, key, count) }
+    match unsafe { cache_in(tc.small(i), Chunk(p), size, key, count) } {
+        true => Freed::Cached,
+        false => Freed::Refused,
+    }
+}
+
+/// free's way for a chunk past the small lists, whose header `head` its fast path has read
+/// (`Freed::Range`; unsealed, in the hardened build, for a chunk fewer than `limit` steps
+/// past `lo`): caches it in its range list if it is an arena chunk of this thread's arena
+/// that ends before its segment does, as `push` would after the full check; `false` leaves
+/// it to that.
+///
+/// # Safety
+/// As for `free_fast`, with `head` read there for the chunk at `p`.
+#[inline(always)]
+pub unsafe fn cache_range(p: Chunk, head: usize) -> bool {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    let size = head & !FLAG_BITS;
+    // A garbage header unseals to a size far past `max_chunk`; a small one has a list of
+    // its own (or, below `lists`, is not cached).
+    if head & IS_MMAPPED != 0 || size > tc.max_chunk || size <= SMALL_MAX_CHUNK {
+        return false;
+    }
+    if HARDENED && size >= tc.room_from(p) {
+        return false;
+    }
+    // The segment's bounds say whose chunk this is only as of this thread's last unlock;
+    // range lists hand their chunks to this arena's bins (`Ranges::reclaim`), so the owner
+    // is asked.
+    // SAFETY: a chunk of ours starts at `p` (its seal, or the unchecked build's trust).
+    if unsafe { arenas::owner_addr(p) } != tc.arena {
+        return false;
+    }
+    let (key, count) = (tc.key, tc.count);
+    // SAFETY: forwarded; the chunk ends inside the segment, with its successor's header.
+    tc.cache_into(range_list(size), |list| unsafe {
+        cache_in(list, p, size, key, count)
+    })
 }
 
 /// The unsealed header of chunk `c` if `c` lies in the newest segment of this thread's
@@ -361,11 +438,8 @@ pub fn owned_head(c: Chunk) -> Option<usize> {
     if tc.limit == 0 {
         return None;
     }
-    let limit = tc.limit + SMALL_MAX_CHUNK / ALIGNMENT;
-    let head = tc.head_within(c, limit)?;
-    // Below `limit` steps past `lo`, so this does not wrap, whatever the size.
-    let room = limit * ALIGNMENT - (c.0 - tc.lo);
-    (head & !FLAG_BITS < room).then_some(head)
+    let head = tc.head_within(c, tc.limit + SMALL_MAX_CHUNK / ALIGNMENT)?;
+    (head & !FLAG_BITS < tc.room_from(c)).then_some(head)
 }
 
 /// The header of chunk `c` when it is a chunk beyond doubt: by its seal (`owned_head`),
@@ -567,16 +641,12 @@ pub fn with_arena<R>(mut f: impl FnMut(&mut Guard<'static>) -> Option<R>) -> Opt
     f(&mut MAIN.lock())
 }
 
-/// The slow path of malloc for a chunk of `nb` bytes: a range list's chunk if one fits,
-/// else from the arena, refilling a small list in the same locked batch.
+/// The slow path of malloc for a chunk of `nb` bytes, past the cache's lists (`pop_request`
+/// and `pop_range` looked there): from the arena, refilling a small list in the same
+/// locked batch.
 #[cold]
 pub fn malloc_slow(nb: usize) -> Option<Chunk> {
     let tc = current();
-    if nb > SMALL_MAX_CHUNK && nb <= tc.max_chunk {
-        if let Some(mem) = tc.ranges().and_then(|r| r.take(nb)) {
-            return Some(Chunk::from_mem(mem));
-        }
-    }
     // SAFETY: the closure runs with the lock held; chunks taken are in use and handed to the
     // cache or the caller.
     with_arena(|g| unsafe {

@@ -64,37 +64,43 @@ impl Ranges {
 
     /// Pops a cached chunk of at least `nb` bytes (above the small lists): the first entry
     /// of `nb`'s own list if it is large enough, else the first entry of the list above,
-    /// which always is.
+    /// which always is. Each first entry's header is read once, checked.
     pub fn take(&mut self, nb: usize) -> Option<*mut u8> {
         let own = range_list(nb);
-        let first = self.heads[own - SMALL_LISTS];
-        // SAFETY: a cached entry is an in-use chunk this thread freed; its header is ours.
-        let fits = first != 0 && unsafe { Chunk::from_mem(first as *mut u8).size() } >= nb;
-        let i = if fits { own } else { range_list_above(nb) };
-        self.take_checked(i, nb)
+        if self.first_size(own).is_some_and(|size| size >= nb) {
+            return Some(self.pop(own));
+        }
+        let above = range_list_above(nb);
+        self.first_size(above)?;
+        Some(self.pop(above))
     }
 
-    /// Takes the first entry of list `i`, which must be a chunk of that list of at least
-    /// `nb` bytes (a damaged header aborts).
-    fn take_checked(&mut self, i: usize, nb: usize) -> Option<*mut u8> {
-        let Some(mem) = self.list(i).take() else {
+    /// The size of list `i`'s first entry, which must be an arena chunk of that list (a
+    /// damaged header aborts); `None` when the list is empty.
+    fn first_size(&mut self, i: usize) -> Option<usize> {
+        let first = self.heads[i - SMALL_LISTS];
+        if first == 0 {
             self.used &= !bit(i);
             return None;
-        };
-        let c = Chunk::from_mem(mem);
+        }
+        let c = Chunk::from_mem(first as *mut u8);
         let head = match check::HARDENED {
             true => super::checked_head(c),
             // SAFETY: the unchecked build trusts the entries it cached.
             false => Some(unsafe { c.head() }),
         };
-        let fine = head.is_some_and(|h| {
-            let size = h & !FLAG_BITS;
-            h & IS_MMAPPED == 0 && size >= nb && list_of(size) == i
-        });
-        if !fine {
-            corruption(Corruption::TcacheInvalidSize);
+        match head {
+            Some(h) if h & IS_MMAPPED == 0 && list_of(h & !FLAG_BITS) == i => Some(h & !FLAG_BITS),
+            _ => corruption(Corruption::TcacheInvalidSize),
         }
-        Some(mem)
+    }
+
+    /// Takes the first entry of list `i`, which `first_size` has just checked.
+    fn pop(&mut self, i: usize) -> *mut u8 {
+        match self.list(i).take() {
+            Some(mem) => mem,
+            None => unreachable!("list {i} was just seen to hold a chunk"),
+        }
     }
 
     /// Called when no free chunk of the arena (this thread's own, locked in `st`) fits `nb`
@@ -107,11 +113,7 @@ impl Ranges {
             false if nb > super::classes::SMALL_MAX_CHUNK => range_list_above(nb),
             _ => SMALL_LISTS,
         };
-        // Every chunk of a list at or above `from` serves `nb` when not `all`.
-        let least = match all {
-            true => 0,
-            false => nb,
-        };
+        // Every chunk of a list at or above `from` serves `nb`.
         let mut freed = false;
         loop {
             let used = self
@@ -122,7 +124,8 @@ impl Ranges {
                 return freed;
             }
             let i = from + used.trailing_zeros() as usize;
-            if let Some(mem) = self.take_checked(i, least) {
+            if self.first_size(i).is_some() {
+                let mem = self.pop(i);
                 // SAFETY: cached range chunks are in-use chunks of this thread's arena, which
                 // `st` is, taken out of the cache.
                 unsafe { st.free(Chunk::from_mem(mem)) };
