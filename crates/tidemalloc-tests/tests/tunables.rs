@@ -173,6 +173,15 @@ fn range_lists_hold_a_share_of_bytes_per_list() {
     assert_eq!(freed("5000", "glibc.malloc.tcache_count=0"), (0, 20, 0));
 }
 
+#[test]
+fn range_lists_below_32_kib_hold_two_blocks() {
+    // Twenty 20000-byte frees: 16 KiB holds less than one such chunk, yet a list below
+    // 32 KiB keeps two, so that a size freed and asked for in turn does not go to the arena
+    // at every other call. Past 32 KiB (with tcache_max raised) a list keeps one.
+    assert_eq!(freed("20000", ""), (0, 18, 2));
+    assert_eq!(freed("40000", "glibc.malloc.tcache_max=65536"), (0, 19, 1));
+}
+
 /// The chunks each of the first six refills of one list takes from the arena.
 fn refills(tunables: &str) -> Vec<i64> {
     let program = CProgram::build("refill_batches");

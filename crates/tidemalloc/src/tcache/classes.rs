@@ -32,12 +32,19 @@ pub const LISTS: usize = range_list(LARGEST_MAX_CHUNK) + 2;
 /// One bit per range list (see `Ranges::used`).
 pub type RangeBits = u128;
 const _: () = assert!(LISTS - SMALL_LISTS <= RangeBits::BITS as usize);
-/// What a list may hold, in bytes of its floor size (always room for one chunk): so the
-/// smallest sizes, the most used, get hundreds of places and a list of 1 KiB chunks 15,
-/// and a thread's cache holds at most 1 MiB in small chunks and about 0.7 MiB in range
-/// chunks at the default `tcache_max`, whatever `tcache_count` says. Twice this for range
-/// lists held 0.9 MiB more at peak in the bench's realloc workload for no speed.
+/// What a list may hold, in bytes of its floor size (always room for one chunk, two below
+/// `TWO_PLACES_BELOW`): so the smallest sizes, the most used, get hundreds of places and a
+/// list of 1 KiB chunks 15, and a thread's cache holds at most 1 MiB in small chunks and
+/// about 1 MiB in range chunks at the default `tcache_max`, whatever `tcache_count` says.
+/// Twice this for range lists held 0.9 MiB more at peak in the bench's realloc workload for
+/// no speed.
 const LIST_BYTES: usize = 16 << 10;
+/// Range lists with floors below this keep two chunks even where one fills LIST_BYTES. A
+/// list of one place is full or empty at every other call when its size is freed and
+/// asked for in turn, and each such call is a trip to the arena; a second place halves
+/// those trips (measured on the bench's churn: about 3 % of its time, for 0.3 MiB more
+/// that a thread's range lists may hold at most).
+const TWO_PLACES_BELOW: usize = 32 << 10;
 
 /// The list of a chunk of `size` bytes (a multiple of ALIGNMENT, at least MIN_CHUNK).
 #[inline(always)]
@@ -120,10 +127,14 @@ pub const fn floor(i: usize) -> usize {
 }
 
 /// How many chunks list `i` holds when `tcache_count` is `count`: as many as fit in
-/// LIST_BYTES, at least one and at most `count`.
+/// LIST_BYTES, at least one (two below TWO_PLACES_BELOW) and at most `count`.
 #[inline]
 pub fn capacity(i: usize, count: u16) -> u16 {
-    let fit = (LIST_BYTES / floor(i)).max(1);
+    let least = match floor(i) < TWO_PLACES_BELOW {
+        true => 2,
+        false => 1,
+    };
+    let fit = (LIST_BYTES / floor(i)).max(least);
     count.min(fit as u16)
 }
 
@@ -202,9 +213,11 @@ mod tests {
         assert!(held(0..SMALL_LISTS) <= 1 << 20, "{}", held(0..SMALL_LISTS));
         let default_max = request_to_size(super::super::DEFAULT_MAX_BYTES).unwrap();
         let ranges = held(SMALL_LISTS..list_of(default_max) + 1);
-        assert!(ranges <= 750 << 10, "{ranges} bytes");
+        assert!(ranges <= 1100 << 10, "{ranges} bytes");
         assert_eq!(capacity(0, count), 512);
         assert_eq!(capacity(SMALL_LISTS - 1, count), 15);
+        assert_eq!(capacity(list_of(24 << 10), count), 2);
+        assert_eq!(capacity(list_of(TWO_PLACES_BELOW), count), 1);
         assert_eq!(capacity(list_of(LARGEST_MAX_CHUNK), count), 1);
         assert_eq!(capacity(0, 3), 3);
         assert_eq!(capacity(SMALL_LISTS, 3), 3);
