@@ -51,10 +51,10 @@ pub const FREE_TAG_SHIFT: u32 = 57;
 /// marks (`tcache::KEY` and its variants) and a binned chunk's `bk` link, which is stored
 /// XORed with it. User-space addresses stay below 2^57, so a stored link keeps the tag
 /// whole, and free's fast path tells a chunk that is free anywhere from an in-use one by
-/// the top bits of that one word, which it reads anyway, where it used to read the next
-/// chunk's header too. In-use chunks rarely carry it by chance: pointers, small and
-/// negative integers and ASCII text never do, and a chunk that does only takes the full
-/// path.
+/// the top bits of that one word, which it reads anyway, without a dependent load of the
+/// next chunk's header. In-use chunks rarely carry it by chance: pointers, small and
+/// negative integers and ASCII text never do, and one that does has the next chunk's
+/// in-use bit read as well.
 pub const FREE_TAG: usize = 0x59 << FREE_TAG_SHIFT;
 
 /// The seal key: odd, set once at start-up from the kernel's randomness.
