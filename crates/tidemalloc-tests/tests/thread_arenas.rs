@@ -201,6 +201,28 @@ fn blocks_freed_by_another_thread_stay_intact() {
     ]);
 }
 
+/// A whole batch of blocks freed by a thread of another arena comes back to their owner:
+/// with a 1000-byte block among them, which carries the others' addresses, and with a
+/// 200-byte one, too small for them, when they go back as a chain.
+#[test]
+fn a_batch_freed_in_another_arena_comes_back_whole() {
+    let program = CProgram::build("batch_return");
+    for last in ["1000", "200"] {
+        let out = program.run(&[last]);
+        let facts = out.facts();
+        assert_eq!(
+            facts.int("small_returned"),
+            31,
+            "last block of {last}:\n{out}"
+        );
+        assert_eq!(
+            facts.int("last_returned"),
+            1,
+            "last block of {last}:\n{out}"
+        );
+    }
+}
+
 /// A block past the thread cache's small lists, freed by a thread of another arena, goes
 /// back to its arena at once rather than into the freeing thread's batch of foreign chunks
 /// (which would hold up to 32 of them): its owner gets it back while that thread lives.

@@ -601,13 +601,20 @@ pub fn global_ready() -> bool {
     GLOBAL_READY.load(Acquire)
 }
 
+/// The bit of a remote-list link that names a carrier (see `Arena::remote`); chunks are
+/// aligned, so it is free.
+pub const CARRIER: usize = 1;
+
 /// An arena: its state behind its lock, and a lock-free list where other threads leave
 /// chunks they freed while the lock was busy.
 pub struct Arena {
     lock: Mutex,
     state: UnsafeCell<State>,
     /// Chunks freed by other threads, linked through their first user word; drained by
-    /// whoever takes the lock next.
+    /// whoever takes the lock next. A link with `CARRIER` set names a carrier, a chunk whose
+    /// third word counts, and whose next words list, more chunks of its batch: the drain
+    /// then has their addresses at once, where following a chain would wait for each
+    /// chunk's line to come over from the freeing thread's cache before the next.
     remote: AtomicUsize,
     /// Threads using this arena (changed under the arena list's lock).
     pub attached: AtomicUsize,
@@ -677,10 +684,12 @@ impl Arena {
     }
 
     /// Leaves a chain of this arena's chunks (user pointers linked through their first word,
-    /// `first` to `last`) for the lock holder to free. Never waits.
+    /// `first` to `last`; `first` with `CARRIER` set if it is a carrier) for the lock holder
+    /// to free. Never waits.
     ///
     /// # Safety
-    /// The chunks must be in-use chunks of this arena being freed by their holder.
+    /// The chunks must be in-use chunks of this arena being freed by their holder, and a
+    /// carrier's list as `Arena::remote` says.
     pub unsafe fn push_remote(&self, first: usize, last: usize) {
         let mut head = self.remote.load(Relaxed);
         loop {
@@ -750,17 +759,36 @@ impl Guard<'_> {
     /// fits into its cache directly, so a producer gets its blocks back without the bins.
     fn drain_remote(&mut self) {
         let mine = crate::tcache::my_arena() == self.arena as *const Arena as usize;
-        let mut e = self.arena.remote.swap(0, Acquire);
-        while e != 0 {
+        let mut link = self.arena.remote.swap(0, Acquire);
+        while link != 0 {
+            let e = link & !CARRIER;
             // SAFETY: remote entries are in-use chunks of this arena, handed over by the
-            // threads that freed them; the lock is held.
+            // threads that freed them, and a carrier's words are as `remote` says; the lock
+            // is held. A carrier is taken last, once its words are read.
             unsafe {
-                let next = *(e as *const usize);
-                if !(mine && crate::tcache::adopt(e)) {
-                    crate::tcache::clear_mark(e);
-                    self.state.free(Chunk::from_mem(e as *mut u8));
+                let words = e as *const usize;
+                if link & CARRIER != 0 {
+                    for k in 0..*words.add(2) {
+                        self.take_remote(*words.add(3 + k), mine);
+                    }
                 }
-                e = next;
+                link = *words;
+                self.take_remote(e, mine);
+            }
+        }
+    }
+
+    /// Takes chunk `e` off the remote list: into this thread's cache if the arena is its own
+    /// (`mine`) and the list has room, else into the bins.
+    ///
+    /// # Safety
+    /// `e` must be an in-use chunk of this arena that another thread freed.
+    unsafe fn take_remote(&mut self, e: usize, mine: bool) {
+        if !(mine && crate::tcache::adopt(e)) {
+            // SAFETY: forwarded; the lock is held.
+            unsafe {
+                crate::tcache::clear_mark(e);
+                self.state.free(Chunk::from_mem(e as *mut u8));
             }
         }
     }

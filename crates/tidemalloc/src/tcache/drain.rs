@@ -4,8 +4,8 @@
 
 use super::classes::LISTS;
 use super::list::List;
-use super::{check_not_remote, remote_mark, Tcache};
-use crate::arena::Arena;
+use super::{check_not_remote, remote_mark, Tcache, FOREIGN_BATCH};
+use crate::arena::{Arena, CARRIER};
 use crate::arenas;
 use crate::chunk::{Chunk, SIZE_SZ};
 use crate::tls;
@@ -52,15 +52,50 @@ unsafe fn release_run(owner: &'static Arena, first: usize, last: usize) {
             }
             None => {
                 let mark = remote_mark((*tls::tcache()).key);
+                let mut run = [0usize; FOREIGN_BATCH];
+                let mut n = 0;
                 let mut e = first;
                 while e != 0 {
                     *((e + SIZE_SZ) as *mut usize) = mark;
+                    if let Some(slot) = run.get_mut(n) {
+                        *slot = e;
+                    }
+                    n += 1;
                     e = *(e as *const usize);
                 }
-                owner.push_remote(first, last);
+                match run.get(..n).and_then(|run| load_carrier(run)) {
+                    Some(carrier) => owner.push_remote(carrier | CARRIER, carrier),
+                    None => owner.push_remote(first, last),
+                }
             }
         }
     }
+}
+
+/// Makes a chunk of `run` (at least two chunks of one arena on their way back to it) its
+/// carrier (see `Arena::remote`): the first with room for the count and the others'
+/// addresses after its link and mark. `None` when none has room, or there is only one.
+///
+/// # Safety
+/// The chunks must be in-use arena chunks their holder is freeing.
+unsafe fn load_carrier(run: &[usize]) -> Option<usize> {
+    if run.len() < 2 {
+        return None;
+    }
+    let words = run.len() + 2;
+    // SAFETY: forwarded; their headers are theirs to read.
+    let carrier = *run
+        .iter()
+        .find(|&&c| unsafe { Chunk::from_mem(c as *mut u8).usable() } >= words * SIZE_SZ)?;
+    let slots = carrier as *mut usize;
+    // SAFETY: the carrier's user words are ours, and `words` of them fit.
+    unsafe {
+        *slots.add(2) = run.len() - 1;
+        for (k, &c) in run.iter().filter(|&&c| c != carrier).enumerate() {
+            *slots.add(3 + k) = c;
+        }
+    }
+    Some(carrier)
 }
 
 /// Wipes the remote mark of chunk `entry` as its arena takes it off the remote list into its
