@@ -201,6 +201,16 @@ fn blocks_freed_by_another_thread_stay_intact() {
     ]);
 }
 
+/// S3.2: a thread arena whose first heap is full starts a second one for a request its
+/// large top cannot serve. Freeing that old top as the new heap starts once handed the new
+/// heap straight back (it held nothing but top), and the request started it again for
+/// ever: the program hung.
+#[test]
+fn a_full_heap_with_a_large_top_grows_into_a_new_heap() {
+    let out = CProgram::build("heap_full").run(&[]);
+    out.facts().expect(&[("served", 1), ("new_heap", 1)]);
+}
+
 /// A whole batch of blocks freed by a thread of another arena comes back to their owner:
 /// with a 1000-byte block among them, which carries the others' addresses, and with a
 /// 200-byte one, too small for them, when they go back as a chain.

@@ -436,6 +436,29 @@ impl State {
     /// `p` must be the start of a chunk of this arena that the caller owns (checked as far as
     /// glibc checks).
     pub unsafe fn free(&mut self, p: Chunk) {
+        // SAFETY: forwarded.
+        if unsafe { self.free_kept(p) } {
+            let pad = PARAMS.top_pad.load(Relaxed);
+            // SAFETY: the caller holds the lock, so the fast bins and heaps are ours.
+            unsafe {
+                if self.have_fast {
+                    self.consolidate();
+                }
+                if !self.is_main() {
+                    self.trim_heaps(pad, false);
+                } else if self.top_size() >= PARAMS.trim_threshold.load(Relaxed) {
+                    self.trim_top(pad);
+                }
+            }
+        }
+    }
+
+    /// `free` short of giving memory back afterwards; `true` when the chunk was large
+    /// enough for `free` to do that.
+    ///
+    /// # Safety
+    /// As for `free`.
+    pub unsafe fn free_kept(&mut self, p: Chunk) -> bool {
         // SAFETY: the header was read by the caller; every further chunk reached is checked.
         unsafe {
             let size = p.size();
@@ -460,20 +483,10 @@ impl State {
                 p.set_fd(Chunk(protect(p.fd_slot(), old)));
                 self.bins.fast[index] = p.0;
                 self.have_fast = true;
-                return;
+                return false;
             }
             self.merge_and_bin(p, size);
-            if size >= CONSOLIDATION_THRESHOLD {
-                if self.have_fast {
-                    self.consolidate();
-                }
-                let pad = PARAMS.top_pad.load(Relaxed);
-                if !self.is_main() {
-                    self.trim_heaps(pad, false);
-                } else if self.top_size() >= PARAMS.trim_threshold.load(Relaxed) {
-                    self.trim_top(pad);
-                }
-            }
+            size >= CONSOLIDATION_THRESHOLD
         }
     }
 

@@ -135,8 +135,11 @@ impl State {
             old_top
                 .plus(keep + FENCEPOST)
                 .set_head(FENCEPOST | PREV_INUSE);
+            // Not `free`: trimming now could take back the segment just started (a heap
+            // that holds only top goes), and the request that started it would start it
+            // again, for ever.
             if keep >= MIN_CHUNK {
-                self.free(old_top);
+                self.free_kept(old_top);
             }
         }
     }
