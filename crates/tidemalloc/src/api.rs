@@ -24,23 +24,19 @@ pub(crate) fn allocate(bytes: usize) -> *mut u8 {
     allocate_slow(bytes)
 }
 
-/// `allocate` past the small lists: a range list's chunk if one fits, else one from the
-/// arena.
+/// `allocate` past its fast path: a cached chunk (a range list's, as no small list serves
+/// the request or its list is empty), else one from the arena (refilling the cache on the
+/// way), which is filled with the complement of the M_PERTURB byte when one is set, as
+/// glibc fills what `_int_malloc` returns and not what its cache hands out.
 #[cold]
 #[inline(never)]
 fn allocate_slow(bytes: usize) -> *mut u8 {
-    match tcache::pop_range(bytes) {
-        Some(p) => p,
-        None => allocate_from_arena(bytes),
-    }
-}
-
-/// A chunk from the arena (refilling the cache on the way), filled with the complement of
-/// the M_PERTURB byte when one is set, as glibc fills what `_int_malloc` returns.
-fn allocate_from_arena(bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
     };
+    if let Some(p) = tcache::pop(nb) {
+        return p;
+    }
     let Some(c) = tcache::malloc_slow(nb) else {
         return core::ptr::null_mut();
     };

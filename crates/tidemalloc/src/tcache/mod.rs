@@ -283,24 +283,6 @@ pub fn pop_request(bytes: usize) -> Option<*mut u8> {
     .take()
 }
 
-/// Pops a cached range chunk for a request of `bytes` bytes that no small list serves, if
-/// one fits: malloc's way to them, short of its path into the arena. As for a small list's
-/// chunk (and glibc's cached chunks), nothing is filled with M_PERTURB's byte.
-#[inline]
-pub fn pop_range(bytes: usize) -> Option<*mut u8> {
-    // SAFETY: the cache is this thread's own; nothing else touches it.
-    let tc = unsafe { &mut *tls::tcache() };
-    // Below `max_chunk`, the request cannot overflow its padding.
-    if bytes >= tc.max_chunk {
-        return None;
-    }
-    let nb = request_to_size(bytes)?;
-    if nb <= SMALL_MAX_CHUNK || nb > tc.max_chunk {
-        return None;
-    }
-    tc.ranges()?.take(nb)
-}
-
 /// Pops a cached chunk of at least `nb` bytes (exactly `nb` from a small list), if any.
 #[inline(always)]
 pub fn pop(nb: usize) -> Option<*mut u8> {
@@ -642,8 +624,8 @@ pub fn with_arena<R>(mut f: impl FnMut(&mut Guard<'static>) -> Option<R>) -> Opt
 }
 
 /// The slow path of malloc for a chunk of `nb` bytes, past the cache's lists (`pop_request`
-/// and `pop_range` looked there): from the arena, refilling a small list in the same
-/// locked batch.
+/// and `pop` looked there): from the arena, refilling a small list in the same locked
+/// batch.
 #[cold]
 pub fn malloc_slow(nb: usize) -> Option<Chunk> {
     let tc = current();
