@@ -92,6 +92,7 @@ fn perturb_fills_fresh_and_freed_memory() {
         let facts = out.facts();
         assert_eq!(facts.int("fresh_byte"), 0xff ^ 85, "{vars:?}\n{out}");
         assert_eq!(facts.int("freed_byte"), 85, "{vars:?}\n{out}");
+        assert_eq!(facts.int("reused_byte"), 0xff ^ 85, "{vars:?}\n{out}");
     }
 }
 

@@ -26,23 +26,21 @@ pub(crate) fn allocate(bytes: usize) -> *mut u8 {
 
 /// `allocate` past its fast path: a cached chunk (a range list's, as no small list serves
 /// the request or its list is empty), else one from the arena (refilling the cache on the
-/// way), which is filled with the complement of the M_PERTURB byte when one is set, as
-/// glibc fills what `_int_malloc` returns and not what its cache hands out.
+/// way), filled with the complement of the M_PERTURB byte when one is set, as glibc fills
+/// what `_int_malloc` returns (where glibc's cache stops short of range sizes).
 #[cold]
 #[inline(never)]
 fn allocate_slow(bytes: usize) -> *mut u8 {
     let Some(nb) = request_to_size(bytes) else {
         return core::ptr::null_mut();
     };
-    if let Some(p) = tcache::pop(nb) {
-        return p;
-    }
-    let Some(c) = tcache::malloc_slow(nb) else {
+    let cached = tcache::pop(nb).map(Chunk::from_mem);
+    let Some(c) = cached.or_else(|| tcache::malloc_slow(nb)) else {
         return core::ptr::null_mut();
     };
     let perturb = PARAMS.perturb.load(Relaxed);
     if perturb != 0 {
-        // SAFETY: the chunk is fresh and has `usable` writable bytes.
+        // SAFETY: the chunk is ours and has `usable` writable bytes.
         unsafe { core::ptr::write_bytes(c.mem(), (perturb ^ 0xff) as u8, c.usable()) };
     }
     c.mem()
