@@ -48,6 +48,18 @@ static void *free_all(void *unused)
     return NULL;
 }
 
+/* A thread frees a few blocks of the main thread, which wait in its batch of foreign
+ * blocks, then writes over them (use after free) before its exit sends the batch home. */
+static void *free_some_then_write(void *unused)
+{
+    (void)unused;
+    for (int i = 0; i < 8; i++)
+        free(handed_back[i]);
+    for (int i = 0; i < 8; i++)
+        memset(handed_back[i], 'B', 400);
+    return NULL;
+}
+
 static void hand_back(size_t size, void *(*freer)(void *))
 {
     for (int i = 0; i < HANDED_BACK; i++)
@@ -146,6 +158,22 @@ int main(int argc, char **argv)
         /* Another thread frees the block and hands it back; its owner then frees it too. */
         hand_back(40, free_all);
         free(handed_back[0]);
+    } else if (!strcmp(mode, "write-after-hand-back")) {
+        /* Another thread frees the blocks, which go back towards their owner's arena; the
+         * program writes over them before the owner takes them back (use after free). */
+        hand_back(400, free_all);
+        for (int i = 0; i < HANDED_BACK; i++)
+            memset(handed_back[i], 'B', 400);
+        sink = malloc(5000);
+    } else if (!strcmp(mode, "count-after-hand-back")) {
+        /* As above, but only the third word of each block changes: where a block that
+         * carries the others' addresses keeps their count. */
+        hand_back(400, free_all);
+        for (int i = 0; i < HANDED_BACK; i++)
+            ((size_t *)handed_back[i])[2] = 1000;
+        sink = malloc(5000);
+    } else if (!strcmp(mode, "write-in-foreign-batch")) {
+        hand_back(400, free_some_then_write);
     } else if (!strcmp(mode, "interior")) {
         char *p = must(200);
         free(p + 64);

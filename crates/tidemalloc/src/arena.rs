@@ -11,6 +11,7 @@ use crate::lock::Mutex;
 use crate::mmapped;
 use crate::options::{self, PARAMS};
 use crate::starts;
+use crate::tcache::{carried, check_in_transit};
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{
@@ -772,17 +773,22 @@ impl Guard<'_> {
     /// fits into its cache directly, so a producer gets its blocks back without the bins.
     fn drain_remote(&mut self) {
         let mine = crate::tcache::my_arena() == self.arena as *const Arena as usize;
+        let arena = Some(self.arena as *const Arena as usize);
         let mut link = self.arena.remote.swap(0, Acquire);
         while link != 0 {
             let e = link & !CARRIER;
             // SAFETY: remote entries are in-use chunks of this arena, handed over by the
-            // threads that freed them, and a carrier's words are as `remote` says; the lock
-            // is held. A carrier is taken last, once its words are read.
+            // threads that freed them, and a carrier's words are as `remote` says (each
+            // checked before it is followed: a write into freed memory may have changed
+            // them); the lock is held. A carrier is taken last, once its words are read.
             unsafe {
+                check_in_transit(e, arena);
                 let words = e as *const usize;
                 if link & CARRIER != 0 {
-                    for k in 0..*words.add(2) {
-                        self.take_remote(*words.add(3 + k), mine);
+                    for k in 0..carried(e) {
+                        let c = *words.add(3 + k);
+                        check_in_transit(c, arena);
+                        self.take_remote(c, mine);
                     }
                 }
                 link = *words;

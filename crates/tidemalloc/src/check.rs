@@ -76,6 +76,10 @@ pub enum Corruption {
     TcacheUnaligned,
     /// A chunk taken from a thread-cache range list does not have a size of that list.
     TcacheInvalidSize,
+    /// A chunk on its way back to its arena (freed by a thread of another arena) was
+    /// written over before its arena took it back: no chunk of that arena any more, its
+    /// mark gone, or the count of the addresses it carries out of bounds.
+    InTransitCorrupted,
 }
 
 impl Corruption {
@@ -118,6 +122,7 @@ impl Corruption {
             TcacheUnalignedFree => "free(): unaligned chunk detected in tcache 2",
             TcacheUnaligned => "malloc(): unaligned tcache chunk detected",
             TcacheInvalidSize => "malloc(): invalid size (tcache)",
+            InTransitCorrupted => "free(): corrupted chunk on its way back to its arena",
         }
     }
 }

@@ -4,11 +4,14 @@
 
 use super::classes::LISTS;
 use super::list::List;
-use super::{check_not_remote, remote_mark, Tcache, FOREIGN_BATCH};
+use super::{check_not_remote, remote_mark, Tcache, FOREIGN_BATCH, KEY};
 use crate::arena::{Arena, CARRIER};
 use crate::arenas;
-use crate::chunk::{Chunk, SIZE_SZ};
+use crate::check::{corruption, Corruption, HARDENED};
+use crate::chunk::{Chunk, ALIGN_MASK, SIZE_SZ};
+use crate::starts;
 use crate::tls;
+use core::sync::atomic::Ordering::Relaxed;
 
 /// Frees `p` to its arena: under the lock if it can be had at once (or is this thread's own
 /// arena), else handed to the owner's remote list, so that a free never waits on another
@@ -69,6 +72,51 @@ unsafe fn release_run(owner: &'static Arena, first: usize, last: usize) {
                 }
             }
         }
+    }
+}
+
+/// Stops the process unless `entry`, a chunk on its way back to its arena (in a thread's
+/// foreign batch, or on the remote list of arena `owner`), is still what the thread that
+/// freed it left there: a chunk that starts where the start map says one does, of
+/// `owner` if given, with the remote mark in its second word. Only a write into freed
+/// memory changes that, and its links and the addresses a carrier holds would otherwise be
+/// followed wherever they point. The unchecked build keeps no start map and checks nothing.
+///
+/// # Safety
+/// `entry` may be any value; it is read only once the start map shows a chunk there.
+pub unsafe fn check_in_transit(entry: usize, owner: Option<usize>) {
+    if !HARDENED {
+        return;
+    }
+    let c = Chunk::from_mem(entry as *mut u8);
+    if entry & ALIGN_MASK != 0 || starts::checked_head(c).is_none() {
+        corruption(Corruption::InTransitCorrupted);
+    }
+    // SAFETY: a chunk starts at `c` (the start map says so), so its header and first user
+    // words are arena memory; a chunk of an arena names its owner.
+    unsafe {
+        if owner.is_some_and(|a| arenas::owner_addr(c) != a)
+            || *((entry + SIZE_SZ) as *const usize) != remote_mark(KEY.load(Relaxed))
+        {
+            corruption(Corruption::InTransitCorrupted);
+        }
+    }
+}
+
+/// How many other chunks' addresses carrier `entry` (checked with `check_in_transit`)
+/// holds, if that many can be: fewer than a batch, and all within its own bytes.
+///
+/// # Safety
+/// `entry` must be a carrier on a remote list.
+pub unsafe fn carried(entry: usize) -> usize {
+    // SAFETY: forwarded: the carrier's header and third word are its own.
+    unsafe {
+        let count = *(entry as *const usize).add(2);
+        let room = Chunk::from_mem(entry as *mut u8).usable() / SIZE_SZ;
+        if HARDENED && (count >= FOREIGN_BATCH || count + 3 > room) {
+            corruption(Corruption::InTransitCorrupted);
+        }
+        count
     }
 }
 
@@ -165,8 +213,10 @@ pub fn flush_foreign(tc: &mut Tcache) {
     tc.foreign_count = 0;
     let mut runs = Runs { run: None };
     while e != 0 {
-        // SAFETY: foreign entries are in-use chunks this thread freed, linked plainly.
+        // SAFETY: foreign entries are in-use chunks this thread freed, linked plainly, each
+        // checked before its link is read.
         unsafe {
+            check_in_transit(e, None);
             let next = *(e as *const usize);
             runs.add(e);
             e = next;

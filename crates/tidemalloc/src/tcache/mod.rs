@@ -33,7 +33,7 @@ use classes::{
     SMALL_LISTS, SMALL_MAX_CHUNK,
 };
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
-pub use drain::{clear_mark, flush_all, free_to_arena};
+pub use drain::{carried, check_in_transit, clear_mark, flush_all, free_to_arena};
 use list::List;
 use ranges::Ranges;
 
