@@ -28,3 +28,13 @@ fn fork_while_threads_allocate() {
         ("children_hung", 0),
     ]);
 }
+
+/// Four threads grow mapped blocks with realloc while they map new ones: a block that
+/// mremap moves gives its old range back to the kernel at once, and a new block mapped
+/// there by another thread must still be known to the allocator when it is freed (it was
+/// forgotten in the moved block's place, and its free reported as an invalid pointer).
+#[test]
+fn blocks_mapped_where_a_moved_block_was_stay_known() {
+    let out = CProgram::build("mremap_race").run(&["4", "4000"]);
+    out.facts().expect(&[("wrong_bytes", 0)]);
+}

@@ -113,16 +113,14 @@ pub unsafe fn remap(p: Chunk, nb: usize) -> Option<Chunk> {
     if new_len == len {
         return Some(p);
     }
-    // SAFETY: the whole mapping is this chunk's.
-    let moved = unsafe { os::remap(start, len, new_len)? };
-    let c = Chunk(moved + offset);
-    // SAFETY: the remapped range holds the chunk's header at the same offset.
-    unsafe { c.set_head((new_len - offset) | IS_MMAPPED) };
-    if c != p {
-        MAPPED.remove(p);
-        // The slot `p` freed makes room: this cannot fail for want of space.
-        MAPPED.insert(c);
-    }
+    let c = MAPPED.moving(p, || {
+        // SAFETY: the whole mapping is this chunk's.
+        let moved = unsafe { os::remap(start, len, new_len)? };
+        let c = Chunk(moved + offset);
+        // SAFETY: the remapped range holds the chunk's header at the same offset.
+        unsafe { c.set_head((new_len - offset) | IS_MMAPPED) };
+        Some(c)
+    })?;
     BYTES.fetch_sub(len, Relaxed);
     let bytes = BYTES.fetch_add(new_len, Relaxed) + new_len;
     MAX_BYTES.fetch_max(bytes, Relaxed);

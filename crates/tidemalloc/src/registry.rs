@@ -72,6 +72,31 @@ impl Table {
         }
     }
 
+    /// Adds `key` (the caller has made room).
+    fn put(&mut self, key: usize) {
+        let (i, present) = self.find(key);
+        if !present {
+            // SAFETY: `i < capacity`.
+            let was = unsafe { core::mem::replace(&mut *self.slot(i), key) };
+            if was == EMPTY {
+                self.used += 1;
+            }
+        }
+    }
+
+    /// Removes `key`; whether it was there.
+    fn take(&mut self, key: usize) -> bool {
+        if self.capacity == 0 {
+            return false;
+        }
+        let (i, present) = self.find(key);
+        if present {
+            // SAFETY: `i < capacity`.
+            unsafe { *self.slot(i) = DELETED };
+        }
+        present
+    }
+
     fn grow(&mut self) -> bool {
         let capacity = (self.capacity * 2).max(FIRST_CAPACITY);
         let Some(slots) = os::map(capacity * core::mem::size_of::<usize>()) else {
@@ -119,30 +144,31 @@ impl MappedSet {
             if (t.used + 1) * 2 > t.capacity && !t.grow() {
                 return false;
             }
-            let (i, present) = t.find(c.0);
-            if !present {
-                // SAFETY: `i < capacity`.
-                let was = unsafe { core::mem::replace(&mut *t.slot(i), c.0) };
-                if was == EMPTY {
-                    t.used += 1;
-                }
-            }
+            t.put(c.0);
             true
         })
     }
 
     /// Forgets mmapped chunk `c`; whether it was there.
     pub fn remove(&self, c: Chunk) -> bool {
+        self.with(|t| t.take(c.0))
+    }
+
+    /// Runs `resize`, which may move mmapped chunk `old` to another address (mremap), and
+    /// records the chunk it returns in place of `old`, all under the lock. A move hands
+    /// `old`'s range back to the kernel at once, so another thread may map a chunk there
+    /// before `old` is forgotten: with the lock let go in between, that chunk would be
+    /// recorded first (a no-op, as `old` was still there) and then forgotten in `old`'s
+    /// place, and its free reported as an invalid pointer.
+    pub fn moving(&self, old: Chunk, resize: impl FnOnce() -> Option<Chunk>) -> Option<Chunk> {
         self.with(|t| {
-            if t.capacity == 0 {
-                return false;
+            let new = resize()?;
+            if new != old {
+                t.take(old.0);
+                // The slot `old` freed keeps the table within its load: no growth needed.
+                t.put(new.0);
             }
-            let (i, present) = t.find(c.0);
-            if present {
-                // SAFETY: `i < capacity`.
-                unsafe { *t.slot(i) = DELETED };
-            }
-            present
+            Some(new)
         })
     }
 
