@@ -183,7 +183,12 @@ print("marker_in_process=%d" % hasattr(process, "tidemalloc_version"))
 #[test]
 fn python_regression_tests_pass() {
     let python = python_with_tests(&PYTHON_TESTS);
-    let args: Vec<&str> = ["-m", "test"].into_iter().chain(PYTHON_TESTS).collect();
+    // -W: a failing test's own output is shown, so that a failure can be told apart from
+    // the host's timing.
+    let args: Vec<&str> = ["-m", "test", "-W"]
+        .into_iter()
+        .chain(PYTHON_TESTS)
+        .collect();
     let run = Scratch::new().run(&python, &args, &[("PYTHONMALLOC", "malloc")]);
     let out = run.assert_success_on_tidemalloc("python3 -m test");
     assert_python_tests_succeeded(out);
@@ -200,7 +205,7 @@ fn python_regression_tests_pass() {
 fn python_thread_tests_pass() {
     let suites = ["test_concurrent_futures", "test_threading", "test_queue"];
     let python = python_with_tests(&suites);
-    let args: Vec<&str> = ["-m", "test", "-j2"]
+    let args: Vec<&str> = ["-m", "test", "-j2", "-W"]
         .into_iter()
         .chain(suites)
         .chain(["-m", "test_threading", "-m", "test_queue"])
