@@ -112,8 +112,10 @@ pub unsafe fn carried(entry: usize) -> usize {
     // SAFETY: forwarded: the carrier's header and third word are its own.
     unsafe {
         let count = *(entry as *const usize).add(2);
-        let room = Chunk::from_mem(entry as *mut u8).usable() / SIZE_SZ;
-        if HARDENED && (count >= FOREIGN_BATCH || count + 3 > room) {
+        if HARDENED
+            && (count >= FOREIGN_BATCH
+                || count + 3 > Chunk::from_mem(entry as *mut u8).usable() / SIZE_SZ)
+        {
             corruption(Corruption::InTransitCorrupted);
         }
         count
