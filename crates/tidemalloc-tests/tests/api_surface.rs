@@ -90,6 +90,21 @@ fn edge_cases_behave_as_glibc() {
     ]);
 }
 
+/// realloc that cannot grow a block in place (its neighbour is in use) moves it with its
+/// contents and frees the old block as free() would: into the front of the thread cache, as
+/// glibc's realloc does, so the next request of its size gets it back before the blocks
+/// freed earlier.
+#[test]
+fn a_block_realloc_moves_is_freed_into_the_thread_cache() {
+    let out = CProgram::build("realloc_move").run(&["same-thread"]);
+    out.facts().expect(&[
+        ("moved", 1),
+        ("contents_kept", 1),
+        ("old_block_reused_first", 1),
+        ("all_intact", 1),
+    ]);
+}
+
 /// S5.1: mallopt returns 1 for every parameter glibc 2.36 accepts (an unknown one
 /// included), 0 for M_MXFAST above 160, and the settings take effect.
 #[test]

@@ -242,3 +242,17 @@ fn large_blocks_freed_in_another_arena_go_back_at_once() {
     let out = run_with_env(&program, &[], &[]);
     out.facts().expect(&[("returned", 1)]);
 }
+
+/// A thread that grows another thread's block past its in-use neighbour gets the block
+/// moved to where it allocates itself (its own heap), with its contents, rather than into
+/// the arena of the thread that made it; the old block goes back to that arena.
+#[test]
+fn realloc_from_another_thread_moves_the_block_to_that_threads_heap() {
+    let out = run_with_env(&CProgram::build("realloc_move"), &["other-thread"], &[]);
+    out.facts().expect(&[
+        ("block_in_brk_heap", 1),
+        ("moved", 1),
+        ("contents_kept", 1),
+        ("in_threads_heap", 1),
+    ]);
+}

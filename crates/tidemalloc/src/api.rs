@@ -270,13 +270,20 @@ pub(crate) unsafe fn resize(mem: *mut u8, bytes: usize) -> *mut u8 {
                 if nb <= size && size - nb < MIN_CHUNK {
                     return mem;
                 }
-                if let Some(c) = tcache::realloc_in_arena(old, nb) {
-                    return c.mem();
+                // A thread that already holds the owner's lock is a signal handler that
+                // interrupted malloc: it moves the block.
+                let owner = arenas::owner(old);
+                if !owner.lock_held_by_me() {
+                    if let Some(c) = owner.lock().resize_in_place(old, nb) {
+                        return c.mem();
+                    }
                 }
                 old
             }
         };
-        // Its own arena could not serve it: move it through the ordinary paths.
+        // It cannot change in place: it moves through the ordinary paths, outside any lock,
+        // and the old chunk goes to the thread cache as a free would (glibc's realloc frees
+        // it into the cache too), rather than through the owner's bins.
         let new = allocate(bytes);
         if !new.is_null() {
             core::ptr::copy_nonoverlapping(mem, new, old.usable().min(bytes));

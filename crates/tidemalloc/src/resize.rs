@@ -1,25 +1,20 @@
 //! Changing an in-use chunk's size or alignment inside its arena: realloc in place when the
-//! chunk itself, its free successor or top allow, else by moving; memalign by carving an
-//! aligned chunk out of a larger one and freeing the ends (S2).
+//! chunk itself, its free successor or top allow (a move goes through the thread cache, see
+//! `api::resize`); memalign by carving an aligned chunk out of a larger one and freeing the
+//! ends (S2).
 
 use crate::arena::State;
 use crate::check::{corruption, Corruption};
-use crate::chunk::{Chunk, HEADER, MIN_CHUNK, PREV_INUSE, SIZE_SZ};
+use crate::chunk::{Chunk, HEADER, MIN_CHUNK, PREV_INUSE};
 use crate::{mmapped, starts};
 
 impl State {
-    /// Resizes in-use chunk `old` to serve `nb` bytes: in place when the chunk, its free
-    /// successor or top allow, else by moving. `None` leaves `old` untouched.
+    /// Resizes in-use chunk `old` to serve `nb` bytes in place, when the chunk itself, its
+    /// free successor or top allow. `None` when it would have to move, with `old` untouched.
     ///
     /// # Safety
-    /// `old` must be an in-use arena chunk owned by the caller; `reclaim` is as for
-    /// `malloc_reclaiming`, which a move allocates with.
-    pub unsafe fn realloc(
-        &mut self,
-        old: Chunk,
-        nb: usize,
-        reclaim: impl FnMut(&mut Self, bool) -> bool,
-    ) -> Option<Chunk> {
+    /// `old` must be an in-use arena chunk owned by the caller.
+    pub unsafe fn resize_in_place(&mut self, old: Chunk, nb: usize) -> Option<Chunk> {
         // SAFETY: `old` is the caller's; neighbours are checked before use.
         unsafe {
             let old_size = old.size();
@@ -48,17 +43,7 @@ impl State {
                 starts::erase(next);
                 (old, old_size + next_size)
             } else {
-                let moved = self.malloc_reclaiming(nb, reclaim)?;
-                if moved == next {
-                    // malloc handed out our own free successor: grow into it instead.
-                    let grown = old_size + moved.size();
-                    starts::erase(next);
-                    (old, grown)
-                } else {
-                    core::ptr::copy_nonoverlapping(old.mem(), moved.mem(), old_size - SIZE_SZ);
-                    self.free(old);
-                    return Some(moved);
-                }
+                return None;
             };
             self.shrink_to(chunk, size, nb);
             Some(chunk)

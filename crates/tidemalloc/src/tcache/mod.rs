@@ -670,31 +670,6 @@ fn reclaim(tc: &mut Tcache, st: &mut State, nb: usize, all: bool) -> bool {
     tc.ranges().is_some_and(|r| r.reclaim(st, nb, all))
 }
 
-/// Resizes in-use arena chunk `old` for `nb` bytes in its own arena (a move there takes back
-/// a cached range chunk before top, as `malloc_slow` does, when that arena is this
-/// thread's); `None` when it cannot, or when this thread already holds that arena's lock
-/// (a signal handler interrupted malloc).
-///
-/// # Safety
-/// `old` must be a live arena chunk the caller holds.
-pub unsafe fn realloc_in_arena(old: Chunk, nb: usize) -> Option<Chunk> {
-    // SAFETY: forwarded.
-    let owner = unsafe { arenas::owner(old) };
-    if owner.lock_held_by_me() {
-        return None;
-    }
-    let tc = current();
-    let mine = owner as *const Arena as usize == tc.arena;
-    let mut g = owner.lock();
-    // SAFETY: the lock is held; `old` is the caller's; reclaim frees this arena's chunks.
-    unsafe {
-        match mine {
-            true => g.realloc(old, nb, |st, all| reclaim(tc, st, nb, all)),
-            false => g.realloc(old, nb, |_, _| false),
-        }
-    }
-}
-
 /// The slow path of free for arena chunk `p` of `size` bytes: half-flush a full list and
 /// cache `p`, or free it to its arena.
 ///
