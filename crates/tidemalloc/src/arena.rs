@@ -280,26 +280,8 @@ impl State {
                 if victim == unsorted {
                     return None;
                 }
-                let size = victim.size();
-                let next = victim.plus(size);
-                if victim.head() <= HEADER || size > self.system_mem {
-                    corruption(Corruption::UnsortedInvalidSize);
-                }
-                // A fencepost after a free chunk reads exactly HEADER: allowed.
-                if next.head() < HEADER || next.size() > self.system_mem {
-                    corruption(Corruption::UnsortedInvalidNextSize);
-                }
-                if next.prev_size() != size {
-                    corruption(Corruption::UnsortedPrevSize);
-                }
+                let size = self.checked_unsorted(victim, unsorted);
                 let bck = victim.bk();
-                if !self.bins.link_ok(bck, victim) || bck.fd() != victim || victim.fd() != unsorted
-                {
-                    corruption(Corruption::UnsortedLinks);
-                }
-                if next.prev_inuse() {
-                    corruption(Corruption::UnsortedPrevInuse);
-                }
                 // A run of small requests keeps carving the same remainder, so that objects
                 // allocated together lie together.
                 if is_small(nb)
@@ -332,6 +314,38 @@ impl State {
                     return None;
                 }
             }
+        }
+    }
+
+    /// The size of `victim`, the last chunk of the unsorted bin `unsorted`, once checked as
+    /// the scan checks a chunk before it relinks it: its size and its successor's are sane,
+    /// its boundary tag agrees, its links hold and its successor sees it free.
+    ///
+    /// # Safety
+    /// `victim` is the unsorted bin's last member.
+    pub unsafe fn checked_unsorted(&self, victim: Chunk, unsorted: Chunk) -> usize {
+        // SAFETY: the caller's; each word is read only once the one before it checked out.
+        unsafe {
+            let size = victim.size();
+            if victim.head() <= HEADER || size > self.system_mem {
+                corruption(Corruption::UnsortedInvalidSize);
+            }
+            let next = victim.plus(size);
+            // A fencepost after a free chunk reads exactly HEADER: allowed.
+            if next.head() < HEADER || next.size() > self.system_mem {
+                corruption(Corruption::UnsortedInvalidNextSize);
+            }
+            if next.prev_size() != size {
+                corruption(Corruption::UnsortedPrevSize);
+            }
+            let bck = victim.bk();
+            if !self.bins.link_ok(bck, victim) || bck.fd() != victim || victim.fd() != unsorted {
+                corruption(Corruption::UnsortedLinks);
+            }
+            if next.prev_inuse() {
+                corruption(Corruption::UnsortedPrevInuse);
+            }
+            size
         }
     }
 

@@ -18,6 +18,7 @@ pub mod api;
 mod arena;
 mod arenas;
 mod bins;
+mod carve;
 mod check;
 mod chunk;
 mod fork;

@@ -649,10 +649,16 @@ pub fn malloc_slow(nb: usize) -> Option<Chunk> {
             let held = (places - tc.room[i]) as usize;
             let mut batch = [0usize; MAX_BATCH];
             let mut n = 0;
+            let mut last = first;
             while n + held < want {
+                n += g.carve_after(last, nb, &mut batch[n..want - held]);
+                if n + held >= want {
+                    break;
+                }
                 let Some(c) = g.malloc(nb) else { break };
                 batch[n] = c.mem() as usize;
                 n += 1;
+                last = c;
             }
             let key = tc.key;
             for &entry in batch[..n].iter().rev() {
