@@ -289,17 +289,8 @@ impl State {
                     && victim == self.last_remainder
                     && size > nb + MIN_CHUNK
                 {
-                    let rest = size - nb;
-                    let remainder = victim.plus(nb);
-                    unsorted.set_fd(remainder);
-                    unsorted.set_bk(remainder);
-                    remainder.set_fd(unsorted);
-                    remainder.set_bk(unsorted);
-                    self.last_remainder = remainder;
+                    self.shrink_remainder(victim.plus(nb), size - nb);
                     victim.set_head(nb | PREV_INUSE);
-                    remainder.set_head(rest | PREV_INUSE);
-                    remainder.set_foot(rest);
-                    starts::set(remainder);
                     return Some(victim);
                 }
                 unsorted.set_bk(bck);
@@ -315,6 +306,28 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Makes the last `rest` bytes of the last remainder, from `remainder` on, the new last
+    /// remainder, in its place as the unsorted bin's only chunk: what is left once chunks
+    /// are cut off its front.
+    ///
+    /// # Safety
+    /// The last remainder is the unsorted bin's only chunk, and `remainder` lies inside it,
+    /// `rest` bytes (at least MIN_CHUNK) before its end.
+    pub unsafe fn shrink_remainder(&mut self, remainder: Chunk, rest: usize) {
+        let unsorted = self.bins.bin(UNSORTED);
+        // SAFETY: the caller's; the bin header's links are inside `self`.
+        unsafe {
+            unsorted.set_fd(remainder);
+            unsorted.set_bk(remainder);
+            remainder.set_fd(unsorted);
+            remainder.set_bk(unsorted);
+            self.last_remainder = remainder;
+            remainder.set_head(rest | PREV_INUSE);
+            remainder.set_foot(rest);
+        }
+        starts::set(remainder);
     }
 
     /// The size of `victim`, the last chunk of the unsorted bin `unsorted`, once checked as

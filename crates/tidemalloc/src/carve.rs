@@ -64,16 +64,7 @@ impl State {
             if n == 0 {
                 return 0;
             }
-            let rest = size - n * nb;
-            let remainder = first.plus(n * nb);
-            unsorted.set_fd(remainder);
-            unsorted.set_bk(remainder);
-            remainder.set_fd(unsorted);
-            remainder.set_bk(unsorted);
-            self.last_remainder = remainder;
-            remainder.set_head(rest | PREV_INUSE);
-            remainder.set_foot(rest);
-            starts::set(remainder);
+            self.shrink_remainder(first.plus(n * nb), size - n * nb);
             self.cut_run(first, nb, &mut out[..n]);
             n
         }
