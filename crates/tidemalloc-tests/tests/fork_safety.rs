@@ -45,3 +45,20 @@ fn fork_from_a_signal_handler_that_interrupted_malloc() {
         "no fork came from inside malloc or free, so the case was not exercised:\n{out}"
     );
 }
+
+/// 500 forks from a SIGALRM handler that interrupts the main thread while it looks up a
+/// mapped block in the registry of mapped blocks (malloc_usable_size), while another thread
+/// maps and frees blocks (recording each in the registry under its arena's lock, so it may
+/// hold that lock while it waits for the registry). fork must return every time, and each
+/// child must get a block of the mapped size in the handler and in a new thread.
+#[test]
+fn fork_from_a_signal_handler_that_interrupted_the_registry_of_mapped_blocks() {
+    let out = CProgram::build("s4_fork_in_registry").run(&["500"]);
+    out.facts().expect(&[
+        ("forks", 500),
+        ("fork_errors", 0),
+        ("children_ok", 500),
+        ("children_failed", 0),
+        ("usable_seen", 1),
+    ]);
+}

@@ -761,6 +761,14 @@ impl Arena {
         self.lock.lock_for_fork();
     }
 
+    /// fork, before, from a signal handler that interrupted this thread inside the registry
+    /// of mapped blocks: see `Mutex::lock_for_fork_unless`, where `stuck` names a holder
+    /// waiting for that registry. Such a holder holds this arena whole: the arena records a
+    /// mapped chunk only between changes to its bins and top.
+    pub fn lock_for_fork_unless(&self, stuck: impl Fn(u32) -> bool) {
+        self.lock.lock_for_fork_unless(stuck);
+    }
+
     /// fork, in the parent.
     pub fn unlock_after_fork(&self) {
         self.lock.unlock_after_fork();

@@ -211,11 +211,25 @@ pub fn lock_other(busy: &Arena) -> Guard<'static> {
 /// fork, before: takes the list lock and every arena's lock (except those this thread already
 /// holds because fork was called from a signal handler that interrupted malloc).
 pub fn lock_all_for_fork() {
+    let registry = &crate::registry::MAPPED;
     LIST_LOCK.lock_for_fork();
-    for a in all() {
-        a.lock_for_fork();
+    // The registry's lock is a leaf (its holder waits for no other lock) but is taken
+    // under arena locks, so an arena's holder may be waiting for it. If this thread holds
+    // it, a signal handler interrupted it there, and that holder cannot go on before this
+    // fork returns: its arena is left to it. If this thread was interrupted just after
+    // letting the registry go, before waking a waiter, a waiter is woken here (each one
+    // woken wakes the next as it lets go).
+    let registry_mine = registry.held_by_me();
+    if !registry_mine {
+        registry.wake_waiter();
     }
-    crate::registry::MAPPED.lock_for_fork();
+    for a in all() {
+        match registry_mine {
+            true => a.lock_for_fork_unless(|holder| registry.is_waiting(holder)),
+            false => a.lock_for_fork(),
+        }
+    }
+    registry.lock_for_fork();
 }
 
 /// fork, in the parent: releases what `lock_all_for_fork` took.

@@ -18,6 +18,9 @@ const SPINS: u32 = 100;
 pub struct Mutex {
     state: AtomicU32,
     held_at_fork: AtomicBool,
+    /// Left with a holder that could not let it go before fork returned (see
+    /// `lock_for_fork_unless`).
+    left_at_fork: AtomicBool,
 }
 
 #[inline]
@@ -31,6 +34,7 @@ impl Mutex {
         Mutex {
             state: AtomicU32::new(UNLOCKED),
             held_at_fork: AtomicBool::new(false),
+            left_at_fork: AtomicBool::new(false),
         }
     }
 
@@ -113,6 +117,12 @@ impl Mutex {
         }
     }
 
+    /// Wakes one thread sleeping on the lock, if any; it looks at the lock again (for a
+    /// fork whose thread was interrupted between letting the lock go and waking it).
+    pub fn wake_one(&self) {
+        os::futex_wake_one(&self.state);
+    }
+
     /// fork's prepare step: takes the lock, unless this thread already holds it because fork
     /// was called from a signal handler that interrupted a locked section; then the
     /// interrupted code keeps it, in the parent and in the child.
@@ -124,8 +134,34 @@ impl Mutex {
         }
     }
 
+    /// `lock_for_fork` where this one's holder may be waiting for a lock that a signal
+    /// handler interrupted this thread inside of, and so cannot get before fork returns.
+    /// Takes the lock once its holder lets it go, unless `stuck` says the holder (by thread
+    /// number) is such a one; the holder then keeps this lock in the parent, and the child,
+    /// where the holder is gone, frees it.
+    pub fn lock_for_fork_unless(&self, stuck: impl Fn(u32) -> bool) {
+        if self.held_by_me() {
+            self.held_at_fork.store(true, Ordering::Relaxed);
+            return;
+        }
+        loop {
+            if self.try_lock() {
+                return;
+            }
+            let holder = self.state.load(Ordering::Relaxed) >> 1;
+            if holder != 0 && stuck(holder) {
+                self.left_at_fork.store(true, Ordering::Relaxed);
+                return;
+            }
+            spin_loop();
+        }
+    }
+
     /// fork, in the parent: undoes `lock_for_fork`.
     pub fn unlock_after_fork(&self) {
+        if self.left_at_fork.swap(false, Ordering::Relaxed) {
+            return;
+        }
         if !self.held_at_fork.swap(false, Ordering::Relaxed) {
             self.unlock();
         }
@@ -134,6 +170,7 @@ impl Mutex {
     /// fork, in the child: frees the lock (its waiters are gone), unless the interrupted
     /// code of this thread still holds it.
     pub fn reset_after_fork(&self) {
+        self.left_at_fork.store(false, Ordering::Relaxed);
         if !self.held_at_fork.swap(false, Ordering::Relaxed) {
             self.reset();
         }

@@ -34,6 +34,9 @@ pub fn wanted(nb: usize) -> bool {
 
 /// Maps a chunk for a request needing `nb` chunk bytes.
 pub fn map(nb: usize) -> Option<Chunk> {
+    if !MAPPED.can_record() {
+        return None;
+    }
     let size = os::page_align_up(nb.checked_add(SIZE_SZ)?)?;
     let addr = os::map(size)?;
     let c = Chunk(addr);

@@ -8,23 +8,31 @@ use crate::chunk::Chunk;
 use crate::lock::Mutex;
 use crate::os;
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 /// The live mmapped chunks: an open-addressing hash set of chunk addresses in a mapping of
 /// its own, grown by doubling.
-pub static MAPPED: MappedSet = MappedSet {
-    lock: Mutex::new(),
-    table: UnsafeCell::new(Table {
-        slots: 0,
-        capacity: 0,
-        used: 0,
-    }),
-};
+pub static MAPPED: MappedSet = MappedSet::new();
 
 /// See `MAPPED`.
 pub struct MappedSet {
     lock: Mutex,
+    /// Numbers of the threads waiting for `lock` (0: a free slot). A thread may wait here
+    /// while it holds an arena's lock (a mapped chunk is recorded under it), so a fork from
+    /// a signal handler that interrupted the lock's holder looks here to tell such an
+    /// arena lock, which its holder cannot let go before fork returns, from a busy one.
+    waiting: [AtomicU32; WAITER_SLOTS],
+    /// Set in a fork child whose forking thread held `lock` in the frame a signal
+    /// interrupted: the lock stays with that frame until it resumes, if ever. Until then no
+    /// new mapping is recorded (`can_record`), so that malloc, in the handler or in any
+    /// thread of the child, carves from the heap rather than waits.
+    frozen: AtomicBool,
     table: UnsafeCell<Table>,
 }
+
+/// Waiters `MappedSet::waiting` can name: threads that hold an arena's lock, so 8 per core
+/// of the largest machines this runs on, and a few more; a waiter past them waits unnamed.
+const WAITER_SLOTS: usize = 1024;
 
 // SAFETY: the table is only touched with `lock` held.
 unsafe impl Sync for MappedSet {}
@@ -129,12 +137,45 @@ impl Table {
 }
 
 impl MappedSet {
+    const fn new() -> Self {
+        MappedSet {
+            lock: Mutex::new(),
+            waiting: [const { AtomicU32::new(0) }; WAITER_SLOTS],
+            frozen: AtomicBool::new(false),
+            table: UnsafeCell::new(Table {
+                slots: 0,
+                capacity: 0,
+                used: 0,
+            }),
+        }
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
-        self.lock.lock();
+        if !self.lock.try_lock() {
+            let me = crate::tcache::thread_number();
+            let slot = self
+                .waiting
+                .iter()
+                .find(|s| s.compare_exchange(0, me, Relaxed, Relaxed).is_ok());
+            self.lock.lock();
+            if let Some(s) = slot {
+                s.store(0, Relaxed);
+            }
+        }
         // SAFETY: the lock is held.
         let r = f(unsafe { &mut *self.table.get() });
+        if self.frozen.load(Relaxed) {
+            self.frozen.store(false, Relaxed);
+        }
         self.lock.unlock();
         r
+    }
+
+    /// Whether a new mapped chunk can be recorded now without waiting on a lock that may
+    /// never be let go: not from a signal handler that interrupted this thread inside the
+    /// set, nor in a fork child of such a handler (see `frozen`).
+    pub fn can_record(&self) -> bool {
+        !self.frozen.load(Relaxed) && !self.lock.held_by_me()
     }
 
     /// Records mmapped chunk `c`; `false` if the set could not grow (the caller then gives
@@ -177,6 +218,21 @@ impl MappedSet {
         chunk > DELETED && self.with(|t| t.capacity > 0 && t.find(chunk).1)
     }
 
+    /// Whether this thread holds the set's lock (a signal handler interrupted it there).
+    pub fn held_by_me(&self) -> bool {
+        self.lock.held_by_me()
+    }
+
+    /// Wakes a thread sleeping on the set's lock, if any (it looks at the lock again).
+    pub fn wake_waiter(&self) {
+        self.lock.wake_one();
+    }
+
+    /// Whether thread `number` is waiting for the set's lock.
+    pub fn is_waiting(&self, number: u32) -> bool {
+        self.waiting.iter().any(|s| s.load(Relaxed) == number)
+    }
+
     /// fork, before: no thread may hold the set mid-change.
     pub fn lock_for_fork(&self) {
         self.lock.lock_for_fork();
@@ -189,6 +245,9 @@ impl MappedSet {
 
     /// fork, in the child.
     pub fn reset_after_fork(&self) {
+        if self.lock.held_by_me() {
+            self.frozen.store(true, Relaxed);
+        }
         self.lock.reset_after_fork();
     }
 }
@@ -199,14 +258,7 @@ mod tests {
 
     #[test]
     fn mapped_set_inserts_finds_removes_and_grows() {
-        let set = MappedSet {
-            lock: Mutex::new(),
-            table: UnsafeCell::new(Table {
-                slots: 0,
-                capacity: 0,
-                used: 0,
-            }),
-        };
+        let set = MappedSet::new();
         let keys: std::vec::Vec<usize> = (1..3000)
             .map(|i| 0x7f00_0000_0000 + i * 4096 + 16)
             .collect();
