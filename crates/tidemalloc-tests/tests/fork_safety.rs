@@ -59,6 +59,8 @@ fn fork_from_a_signal_handler_that_interrupted_the_registry_of_mapped_blocks() {
         ("fork_errors", 0),
         ("children_ok", 500),
         ("children_failed", 0),
+        ("children_hung", 0),
+        ("first_failure_wait_status", 0),
         ("usable_seen", 1),
     ]);
 }
