@@ -49,6 +49,45 @@ fn a_thread_allocates_from_a_heap_of_its_own() {
     );
 }
 
+/// S3.2: a heap that grows a page at a time is made read-write `top_pad` bytes ahead, so
+/// 1 MB of 4000-byte blocks changes its read-write size a handful of times (an mprotect call
+/// each, where glibc makes one per page), never by more than the pad and a page past what
+/// the blocks need; with `MALLOC_TOP_PAD_=0` it grows a page at a time, as glibc's heaps do.
+#[test]
+fn a_growing_thread_heap_is_made_read_write_a_top_pad_ahead() {
+    let program = CProgram::build("s3_heap_growth");
+    let grow = |env: &[(&str, &str)]| {
+        let out = run_with_env(&program, &[], env);
+        let facts = out.facts();
+        facts.expect(&[
+            ("blocks_past_rw", 0),
+            ("blocks_intact", facts.int("blocks")),
+        ]);
+        let grown = facts.int("rw_end") - facts.int("rw_start");
+        (
+            facts.int("rw_changes"),
+            grown,
+            facts.int("grown_bytes"),
+            out,
+        )
+    };
+    let (changes, grown, needed, out) = grow(&[]);
+    let pad = 128 * KIB;
+    assert!(
+        changes >= 1 && changes <= needed / pad + 2,
+        "{changes} changes of the read-write size for {grown} bytes:\n{out}"
+    );
+    assert!(
+        grown >= needed - pad && grown <= needed + pad + 4 * KIB,
+        "the read-write part grew by {grown} bytes for {needed} bytes of blocks:\n{out}"
+    );
+    let (changes, grown, needed, out) = grow(&[("MALLOC_TOP_PAD_", "0")]);
+    assert!(
+        changes >= (needed / (4 * KIB)) * 3 / 4 && grown <= needed + 4 * KIB,
+        "with no top pad: {changes} changes, {grown} bytes for {needed} bytes of blocks:\n{out}"
+    );
+}
+
 /// S3.1, S3.3: 8 x cores + 8 threads alive together get arenas up to the limit of 8 x cores
 /// (main arena included) and share beyond it; every block lies in [heap] or a thread heap,
 /// and every thread heap holds a block of the thread that made it.
