@@ -1,8 +1,8 @@
 /* S3.2: a thread heap's read-write part grows as the thread allocates. A thread asks for
- * BLOCKS blocks of BLOCK_SIZE bytes, each past what its heap has read-write so far, and
- * reads the heap's read-write size in /proc/self/maps after each: how often it changed
- * tells how many times the heap was made read-write further (an mprotect call each), and
- * by how much. */
+ * BLOCKS blocks of BLOCK_SIZE bytes, each about a page more of its heap, and reads the
+ * heap's read-write size in /proc/self/maps after each: how often it changed tells how
+ * many times the heap was made read-write further (an mprotect call each), and by how
+ * much. */
 #include <pthread.h>
 #include "observe.h"
 
