@@ -164,7 +164,7 @@ fn tcache_max_goes_up_to_four_mib_and_no_further() {
 
 #[test]
 fn range_lists_hold_a_share_of_bytes_per_list() {
-    // Twenty 5000-byte frees: a range list holds what fits in 32 KiB of its sizes (at
+    // Twenty 5000-byte frees: a range list holds what fits in 16 KiB of its sizes (at
     // least one), the rest go to the bins; with tcache_count=0 none is cached.
     let (fast, ordinary, cached) = freed("5000", "");
     assert_eq!(fast, 0);
@@ -180,6 +180,49 @@ fn range_lists_below_32_kib_hold_two_blocks() {
     // at every other call. Past 32 KiB (with tcache_max raised) a list keeps one.
     assert_eq!(freed("20000", ""), (0, 18, 2));
     assert_eq!(freed("40000", "glibc.malloc.tcache_max=65536"), (0, 19, 1));
+}
+
+/// The largest chunk of the range list that holds chunks of `size` bytes: range lists
+/// split each doubling of the size into eight.
+fn range_list_top(size: u64) -> u64 {
+    let step = 1u64 << (63 - size.leading_zeros() - 3);
+    (size / step + 1) * step - 16
+}
+
+/// The usable sizes range_classes.c reports: (fresh, after repeated sizes, after varied
+/// sizes), with the contents of every block checked.
+fn range_classes(tunables: &str) -> (i64, i64, i64) {
+    let program = CProgram::build("range_classes");
+    let mut cmd = program.command(&[]);
+    if !tunables.is_empty() {
+        cmd.env("GLIBC_TUNABLES", tunables);
+    }
+    let out = common::run(&mut cmd, common::DEFAULT_TIMEOUT);
+    out.assert_success(&format!("range_classes with GLIBC_TUNABLES={tunables}"));
+    let facts = out.facts();
+    facts.expect(&[("intact", 1)]);
+    (
+        facts.int("fresh_usable"),
+        facts.int("repeat_usable"),
+        facts.int("vary_usable"),
+    )
+}
+
+#[test]
+fn range_chunks_are_carved_at_their_lists_largest_size_once_a_threads_sizes_vary() {
+    // A 6000-byte request takes a 6016-byte chunk, as in glibc, while the thread's range
+    // requests find their sizes in its cache; once they keep missing it (random sizes of
+    // 1-32 KiB), the arena carves the largest size of the request's list, 6128 bytes, which
+    // any later request of that list fits.
+    let exact = common::chunk_size(6000) as i64 - 8;
+    let top = range_list_top(common::chunk_size(6000)) as i64 - 8;
+    assert_eq!((exact, top), (6008, 6120));
+    assert_eq!(range_classes(""), (exact, exact, top));
+    // Without range lists (glibc's tcache_max), every chunk is carved at its exact size.
+    assert_eq!(
+        range_classes("glibc.malloc.tcache_max=1032"),
+        (exact, exact, exact)
+    );
 }
 
 /// The chunks each of the first six refills of one list takes from the arena.

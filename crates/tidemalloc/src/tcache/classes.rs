@@ -110,6 +110,12 @@ pub const fn range_floor(i: usize) -> usize {
     (steps + j % steps) << (j / steps + (BASE_LOG2 - STEPS_LOG2) as usize)
 }
 
+/// The largest chunk of the range list of a chunk of `size` bytes.
+#[inline]
+pub const fn range_list_top(size: usize) -> usize {
+    range_floor(range_list(size) + 1) - ALIGNMENT
+}
+
 /// The range list every chunk of which is at least `nb` bytes (above SMALL_MAX_CHUNK), with
 /// the smallest such chunks.
 #[inline]
@@ -182,6 +188,18 @@ mod tests {
                 range_floor(i) <= size && size < range_floor(i + 1),
                 "{size}"
             );
+            size += ALIGNMENT;
+        }
+    }
+
+    #[test]
+    fn a_range_lists_top_is_its_largest_chunk_and_at_most_an_eighth_past_any_of_them() {
+        let mut size = SMALL_MAX_CHUNK + ALIGNMENT;
+        while size <= LARGEST_MAX_CHUNK {
+            let top = range_list_top(size);
+            assert_eq!(list_of(top), list_of(size), "{size}");
+            assert_eq!(list_of(top + ALIGNMENT), list_of(size) + 1, "{size}");
+            assert!(top - size < size / 8, "{size}: top {top}");
             size += ALIGNMENT;
         }
     }

@@ -52,6 +52,11 @@ impl Ranges {
         }
     }
 
+    /// Whether some list may hold a chunk.
+    pub fn holds_any(&self) -> bool {
+        self.used != 0
+    }
+
     /// Records that list `i` got a chunk.
     pub fn note_used(&mut self, i: usize) {
         self.used |= bit(i);
