@@ -1,5 +1,6 @@
 /* How the arena sizes the chunks it carves for range requests (past 1 KiB, up to
- * tcache_max) once a thread's range lists keep missing. Three phases, in one thread:
+ * tcache_max) once a thread's range lists keep missing. Three phases in the main thread,
+ * then a probe in a new thread:
  *   1. fresh: the usable size of a 6000-byte block (glibc's: the request rounded up to 16,
  *      plus 8);
  *   2. repeat: 5000 rounds of two sizes asked for, freed and asked for again, then the
@@ -7,9 +8,11 @@
  *   3. vary: 5000 rounds replacing one of 64 live blocks of a random size from 1025 to
  *      32768 bytes, each filled and checked before it is freed; then, with the 64 blocks
  *      still live, twenty 6000-byte blocks, the last of which the cache cannot serve (its
- *      lists hold a few chunks each), and that block's usable size.
- * Reports the three usable sizes and whether every block kept its contents. */
+ *      lists hold a few chunks each), and that block's usable size;
+ *   4. fresh thread: the usable size of a 6000-byte block in a thread started after that.
+ * Reports the four usable sizes and whether every block kept its contents. */
 #include <malloc.h>
+#include <pthread.h>
 #include "observe.h"
 
 #define LIVE 64
@@ -35,6 +38,12 @@ static size_t probe(void)
     size_t usable = malloc_usable_size(p);
     free(p);
     return usable;
+}
+
+static void *probe_thread(void *out)
+{
+    *(size_t *)out = probe();
+    return NULL;
 }
 
 int main(void)
@@ -87,6 +96,11 @@ int main(void)
             free(live[i]);
         }
     }
+    size_t thread_usable = 0;
+    pthread_t t;
+    if (pthread_create(&t, NULL, probe_thread, &thread_usable) != 0 || pthread_join(t, NULL) != 0)
+        setup_failed("pthread_create or pthread_join failed");
+    fact("thread_usable", "%zu", thread_usable);
     fact("intact", "%d", ok);
     return 0;
 }

@@ -190,8 +190,8 @@ fn range_list_top(size: u64) -> u64 {
 }
 
 /// The usable sizes range_classes.c reports: (fresh, after repeated sizes, after varied
-/// sizes), with the contents of every block checked.
-fn range_classes(tunables: &str) -> (i64, i64, i64) {
+/// sizes, in a new thread after that), with the contents of every block checked.
+fn range_classes(tunables: &str) -> (i64, i64, i64, i64) {
     let program = CProgram::build("range_classes");
     let mut cmd = program.command(&[]);
     if !tunables.is_empty() {
@@ -205,6 +205,7 @@ fn range_classes(tunables: &str) -> (i64, i64, i64) {
         facts.int("fresh_usable"),
         facts.int("repeat_usable"),
         facts.int("vary_usable"),
+        facts.int("thread_usable"),
     )
 }
 
@@ -213,15 +214,16 @@ fn range_chunks_are_carved_at_their_lists_largest_size_once_a_threads_sizes_vary
     // A 6000-byte request takes a 6016-byte chunk, as in glibc, while the thread's range
     // requests find their sizes in its cache; once they keep missing it (random sizes of
     // 1-32 KiB), the arena carves the largest size of the request's list, 6128 bytes, which
-    // any later request of that list fits.
+    // any later request of that list fits. Each thread counts its own misses: a new
+    // thread starts on exact sizes.
     let exact = common::chunk_size(6000) as i64 - 8;
     let top = range_list_top(common::chunk_size(6000)) as i64 - 8;
     assert_eq!((exact, top), (6008, 6120));
-    assert_eq!(range_classes(""), (exact, exact, top));
+    assert_eq!(range_classes(""), (exact, exact, top, exact));
     // Without range lists (glibc's tcache_max), every chunk is carved at its exact size.
     assert_eq!(
         range_classes("glibc.malloc.tcache_max=1032"),
-        (exact, exact, exact)
+        (exact, exact, exact, exact)
     );
 }
 
