@@ -1,6 +1,6 @@
 /* How the arena sizes the chunks it carves for range requests (past 1 KiB, up to
- * tcache_max) once a thread's range lists keep missing. Three phases in the main thread,
- * then a probe in a new thread:
+ * tcache_max) once requests of a range list keep finding its cached chunk too small.
+ * Three phases in the main thread, then a probe in a new thread:
  *   1. fresh: the usable size of a 6000-byte block (glibc's: the request rounded up to 16,
  *      plus 8);
  *   2. repeat: 5000 rounds of two sizes asked for, freed and asked for again, then the

@@ -212,10 +212,10 @@ fn range_classes(tunables: &str) -> (i64, i64, i64, i64) {
 #[test]
 fn range_chunks_are_carved_at_their_lists_largest_size_once_a_threads_sizes_vary() {
     // A 6000-byte request takes a 6016-byte chunk, as in glibc, while the thread's range
-    // requests find their sizes in its cache; once they keep missing it (random sizes of
-    // 1-32 KiB), the arena carves the largest size of the request's list, 6128 bytes, which
-    // any later request of that list fits. Each thread counts its own misses: a new
-    // thread starts on exact sizes.
+    // requests find their sizes in its cache; once requests of its list keep finding the
+    // list's cached chunk too small (random sizes of 1-32 KiB), the arena carves the
+    // largest size of the list, 6128 bytes, which any later request of the list fits.
+    // Each thread keeps its own count: a new thread starts on exact sizes.
     let exact = common::chunk_size(6000) as i64 - 8;
     let top = range_list_top(common::chunk_size(6000)) as i64 - 8;
     assert_eq!((exact, top), (6008, 6120));

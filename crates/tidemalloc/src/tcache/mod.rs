@@ -29,8 +29,8 @@ use crate::tls;
 use crate::MAIN;
 pub use classes::LARGEST_MAX_BYTES;
 use classes::{
-    capacity, list_of, range_list, range_list_top, request_step, small_list, REQUEST_LISTS,
-    REQUEST_STEPS, SMALL_LISTS, SMALL_MAX_CHUNK,
+    capacity, list_of, range_list, request_step, small_list, REQUEST_LISTS, REQUEST_STEPS,
+    SMALL_LISTS, SMALL_MAX_CHUNK,
 };
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 pub use drain::{carried, check_in_transit, clear_mark, flush_all, free_to_arena};
@@ -53,13 +53,6 @@ const MAX_BATCH: usize = 64;
 const FIRST_BATCH: usize = 4;
 /// Refills after which a list's batch stops growing (FIRST_BATCH << 4 = MAX_BATCH).
 const MAX_DOUBLINGS: u8 = 4;
-/// Misses (see `Tcache::range_misses`) after which a thread's range requests are carved at
-/// their list's largest size. Until then each chunk is carved at the size asked for, as
-/// glibc carves it, so a program whose sizes repeat sees glibc's layout and finds its own
-/// size again in its list; one whose sizes vary gets chunks that fit every request of their
-/// list, at most an eighth larger than asked for. The bench's churn, which sends about one
-/// request in 270 to the arena, gets here within its first 100,000 requests of 20 million.
-const CLASSES_AFTER: u32 = 256;
 
 const NEW: u8 = 0;
 const ACTIVE: u8 = 1;
@@ -146,10 +139,6 @@ pub struct Tcache {
     /// Chunks per size list (`tcache_count`).
     count: u16,
     state: u8,
-    /// Range requests that went to the arena while a range list held chunks (none of which
-    /// fitted), up to `CLASSES_AFTER` (see `carve_size`). It fills what was padding, off the
-    /// fast paths, so the cache line below keeps what they read.
-    range_misses: u32,
     /// One past the largest request served from a small list, or 0 while the cache is off.
     /// It and the fields above, all that free's and malloc's fast paths read besides the
     /// lists, share one cache line.
@@ -637,11 +626,15 @@ pub fn with_arena<R>(mut f: impl FnMut(&mut Guard<'static>) -> Option<R>) -> Opt
 /// The slow path of malloc for a chunk of `nb` bytes, past the cache's lists (`pop_request`
 /// and `pop` looked there): from the arena, refilling a small list in the same locked
 /// batch. A range request may be carved larger, at its list's largest size (see
-/// `carve_size`).
+/// `Ranges::carve_size`).
 #[cold]
 pub fn malloc_slow(nb: usize) -> Option<Chunk> {
     let tc = current();
-    let nb = carve_size(tc, nb);
+    let max_chunk = tc.max_chunk;
+    let nb = match tc.ranges() {
+        Some(r) if nb > SMALL_MAX_CHUNK && nb <= max_chunk => r.carve_size(nb, max_chunk),
+        _ => nb,
+    };
     // SAFETY: the closure runs with the lock held; chunks taken are in use and handed to the
     // cache or the caller.
     with_arena(|g| unsafe {
@@ -682,32 +675,6 @@ pub fn malloc_slow(nb: usize) -> Option<Chunk> {
         }
         Some(first)
     })
-}
-
-/// The chunk size to carve for a request of `nb` bytes that no list served: `nb` itself,
-/// except for a range request once the thread's range lists have missed `CLASSES_AFTER`
-/// times while holding chunks; that one gets the largest size of its list, which every
-/// later request of the list fits. The size stays cacheable and below the mapping
-/// threshold, so the chunk comes from where `nb`'s would.
-fn carve_size(tc: &mut Tcache, nb: usize) -> usize {
-    let max_chunk = tc.max_chunk;
-    let Some(ranges) = tc.ranges() else {
-        return nb;
-    };
-    if nb <= SMALL_MAX_CHUNK || nb > max_chunk {
-        return nb;
-    }
-    if tc.range_misses < CLASSES_AFTER {
-        if ranges.holds_any() {
-            tc.range_misses += 1;
-        }
-        return nb;
-    }
-    let top = range_list_top(nb).min(max_chunk);
-    match top < PARAMS.mmap_threshold.load(Relaxed) {
-        true => top,
-        false => nb,
-    }
 }
 
 /// Before this thread's arena splits its top or grows for `nb` bytes: see `Ranges::reclaim`.
