@@ -6,20 +6,30 @@
 
 mod common;
 
-use common::CProgram;
+use common::{CProgram, Output};
 
 const SMALL: &str = "40";
 const MEDIUM: &str = "100";
 
-/// (fast-bin chunks, other free chunks, chunks held by the thread cache) after 20 frees.
-fn freed(size: &str, tunables: &str) -> (i64, i64, i64) {
-    let program = CProgram::build("tunables");
-    let mut cmd = program.command(&[size]);
+/// Runs test program `name` with `args`, under `GLIBC_TUNABLES=tunables` (unset when
+/// empty), and checks that it succeeded.
+fn run_tuned(name: &str, args: &[&str], tunables: &str) -> Output {
+    let program = CProgram::build(name);
+    let mut cmd = program.command(args);
     if !tunables.is_empty() {
         cmd.env("GLIBC_TUNABLES", tunables);
     }
     let out = common::run(&mut cmd, common::DEFAULT_TIMEOUT);
-    out.assert_success(&format!("tunables {size} with GLIBC_TUNABLES={tunables}"));
+    out.assert_success(&format!(
+        "{name} {} with GLIBC_TUNABLES={tunables}",
+        args.join(" ")
+    ));
+    out
+}
+
+/// (fast-bin chunks, other free chunks, chunks held by the thread cache) after 20 frees.
+fn freed(size: &str, tunables: &str) -> (i64, i64, i64) {
+    let out = run_tuned("tunables", &[size], tunables);
     let facts = out.facts();
     (
         facts.int("smblks"),
@@ -192,13 +202,7 @@ fn range_list_top(size: u64) -> u64 {
 /// The usable sizes range_classes.c reports: (fresh, after repeated sizes, after varied
 /// sizes, in a new thread after that), with the contents of every block checked.
 fn range_classes(tunables: &str) -> (i64, i64, i64, i64) {
-    let program = CProgram::build("range_classes");
-    let mut cmd = program.command(&[]);
-    if !tunables.is_empty() {
-        cmd.env("GLIBC_TUNABLES", tunables);
-    }
-    let out = common::run(&mut cmd, common::DEFAULT_TIMEOUT);
-    out.assert_success(&format!("range_classes with GLIBC_TUNABLES={tunables}"));
+    let out = run_tuned("range_classes", &[], tunables);
     let facts = out.facts();
     facts.expect(&[("intact", 1)]);
     (
@@ -229,13 +233,7 @@ fn range_chunks_are_carved_at_their_lists_largest_size_once_a_threads_sizes_vary
 
 /// The chunks each of the first six refills of one list takes from the arena.
 fn refills(tunables: &str) -> Vec<i64> {
-    let program = CProgram::build("refill_batches");
-    let mut cmd = program.command(&[]);
-    if !tunables.is_empty() {
-        cmd.env("GLIBC_TUNABLES", tunables);
-    }
-    let out = common::run(&mut cmd, common::DEFAULT_TIMEOUT);
-    out.assert_success(&format!("refill_batches with GLIBC_TUNABLES={tunables}"));
+    let out = run_tuned("refill_batches", &[], tunables);
     let facts = out.facts();
     (0..6).map(|n| facts.int(&format!("refill_{n}"))).collect()
 }
