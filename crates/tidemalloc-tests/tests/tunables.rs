@@ -214,7 +214,7 @@ fn range_classes(tunables: &str) -> (i64, i64, i64, i64) {
 }
 
 #[test]
-fn range_chunks_are_carved_at_their_lists_largest_size_once_a_threads_sizes_vary() {
+fn range_chunks_are_carved_at_their_lists_largest_size_once_its_sizes_vary() {
     // A 6000-byte request takes a 6016-byte chunk, as in glibc, while the thread's range
     // requests find their sizes in its cache; once requests of its list keep finding the
     // list's cached chunk too small (random sizes of 1-32 KiB), the arena carves the

@@ -32,10 +32,10 @@ pub struct Ranges {
 /// the list's chunks at its largest size. One or two can be chance (a block freed, then a
 /// slightly larger one asked for); a few more mean the list's sizes vary, and each such
 /// request is a trip to the arena for a chunk of a size the list holds but a little too
-/// small. The bench's churn (random sizes) gets there in every list early on; the sqlite
+/// small. The bench's churn (random sizes) gets there in every list early on. The sqlite
 /// bench, whose two most common range sizes (4104 and 4368 bytes) share a list, gets there
-/// in that list (over 2,000 such requests, were its sizes kept exact), at the cost of 2 % more
-/// peak memory and no change in time.
+/// in that list (over 2,000 such requests, were its sizes kept exact), at the cost of 2 %
+/// more peak memory and no change in time.
 const VARIED_AFTER: u8 = 4;
 
 impl Ranges {
