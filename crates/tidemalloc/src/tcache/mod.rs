@@ -631,10 +631,7 @@ pub fn with_arena<R>(mut f: impl FnMut(&mut Guard<'static>) -> Option<R>) -> Opt
 pub fn malloc_slow(nb: usize) -> Option<Chunk> {
     let tc = current();
     let max_chunk = tc.max_chunk;
-    let nb = match tc.ranges() {
-        Some(r) if nb > SMALL_MAX_CHUNK && nb <= max_chunk => r.carve_size(nb, max_chunk),
-        _ => nb,
-    };
+    let nb = tc.ranges().map_or(nb, |r| r.carve_size(nb, max_chunk));
     // SAFETY: the closure runs with the lock held; chunks taken are in use and handed to the
     // cache or the caller.
     with_arena(|g| unsafe {

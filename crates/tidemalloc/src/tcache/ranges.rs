@@ -5,6 +5,7 @@
 
 use super::classes::{
     capacity, list_of, range_list, range_list_above, range_list_top, RangeBits, SMALL_LISTS,
+    SMALL_MAX_CHUNK,
 };
 use super::list::List;
 use crate::arena::State;
@@ -70,16 +71,19 @@ impl Ranges {
         }
     }
 
-    /// The chunk size the arena carves for a request of `nb` bytes (above the small lists,
-    /// at most `max_chunk`, the largest size cached) that `take` could not serve: `nb`
-    /// itself, as glibc carves it, until `nb`'s list has shown that its sizes vary; then
-    /// the list's largest size, which every later request of the list fits, at most an
-    /// eighth more than asked for. So a program whose sizes repeat keeps glibc's layout and
+    /// The chunk size the arena carves for a request of `nb` bytes that no list could
+    /// serve, where `max_chunk` is the largest size cached: `nb` itself, as glibc carves it,
+    /// for a request no range list takes, and until `nb`'s list has shown that its sizes
+    /// vary; then the list's largest size, which every later request of the list fits, at
+    /// most an eighth more than asked for. So a program whose sizes repeat keeps glibc's layout and
     /// finds its own size again in its list, and one whose sizes vary stops going to the
     /// arena for a chunk its list holds but is a little too small. The size stays below the
     /// mapping threshold, so the chunk comes from where `nb`'s would.
     pub fn carve_size(&self, nb: usize, max_chunk: usize) -> usize {
-        if self.fit_misses[range_list(nb) - SMALL_LISTS] < VARIED_AFTER {
+        if nb <= SMALL_MAX_CHUNK
+            || nb > max_chunk
+            || self.fit_misses[range_list(nb) - SMALL_LISTS] < VARIED_AFTER
+        {
             return nb;
         }
         let top = range_list_top(nb).min(max_chunk);
@@ -152,7 +156,7 @@ impl Ranges {
     /// heap grows (S2.6). `false` when there was nothing to free.
     pub fn reclaim(&mut self, st: &mut State, nb: usize, all: bool) -> bool {
         let from = match all {
-            false if nb > super::classes::SMALL_MAX_CHUNK => range_list_above(nb),
+            false if nb > SMALL_MAX_CHUNK => range_list_above(nb),
             _ => SMALL_LISTS,
         };
         // Every chunk of a list at or above `from` serves `nb`.
