@@ -179,13 +179,23 @@ print("marker_in_process=%d" % hasattr(process, "tidemalloc_version"))
     );
 }
 
+/// Runs Python's test runner as `python3 -m test` does, with Python's own SIGINT handler. A
+/// shell without job control starts a background job with SIGINT ignored, and python keeps
+/// it ignored, as do the runner's workers it starts: test_threading's `interrupt_main`
+/// tests then get no KeyboardInterrupt, whatever the allocator. Installed here, the handler
+/// is reset to the default at each worker's exec, where python installs its own again.
+const RUN_PYTHON_TESTS: &str = "import runpy, signal
+signal.signal(signal.SIGINT, signal.default_int_handler)
+runpy.run_module('test', run_name='__main__', alter_sys=True)
+";
+
 /// python3 -m test on dicts, lists, sets, str, re, json and gc, every object on malloc.
 #[test]
 fn python_regression_tests_pass() {
     let python = python_with_tests(&PYTHON_TESTS);
     // -W: a failing test's own output is shown, so that a failure can be told apart from
     // the host's timing.
-    let args: Vec<&str> = ["-m", "test", "-W"]
+    let args: Vec<&str> = ["-c", RUN_PYTHON_TESTS, "-W"]
         .into_iter()
         .chain(PYTHON_TESTS)
         .collect();
@@ -205,7 +215,7 @@ fn python_regression_tests_pass() {
 fn python_thread_tests_pass() {
     let suites = ["test_concurrent_futures", "test_threading", "test_queue"];
     let python = python_with_tests(&suites);
-    let args: Vec<&str> = ["-m", "test", "-j2", "-W"]
+    let args: Vec<&str> = ["-c", RUN_PYTHON_TESTS, "-j2", "-W"]
         .into_iter()
         .chain(suites)
         .chain(["-m", "test_threading", "-m", "test_queue"])
