@@ -184,11 +184,15 @@ fn range_lists_hold_a_share_of_bytes_per_list() {
 }
 
 #[test]
-fn range_lists_below_32_kib_hold_two_blocks() {
-    // Twenty 20000-byte frees: 16 KiB holds less than one such chunk, yet a list below
-    // 32 KiB keeps two, so that a size freed and asked for in turn does not go to the arena
-    // at every other call. Past 32 KiB (with tcache_max raised) a list keeps one.
-    assert_eq!(freed("20000", ""), (0, 18, 2));
+fn range_lists_below_32_kib_hold_four_blocks() {
+    // Twenty frees of one size: a full list hands half its chunks to the bins and caches
+    // the new one, so it ends holding all its places. 16 KiB holds two 6000-byte chunks
+    // and less than one 20000-byte chunk, yet a list below 32 KiB keeps four, so that sizes
+    // freed and asked for in turn do not go to the arena at every other call; tcache_count
+    // still bounds it. Past 32 KiB (with tcache_max raised) a list keeps one.
+    assert_eq!(freed("6000", ""), (0, 16, 4));
+    assert_eq!(freed("20000", ""), (0, 16, 4));
+    assert_eq!(freed("20000", "glibc.malloc.tcache_count=2"), (0, 18, 2));
     assert_eq!(freed("40000", "glibc.malloc.tcache_max=65536"), (0, 19, 1));
 }
 

@@ -32,19 +32,23 @@ pub const LISTS: usize = range_list(LARGEST_MAX_CHUNK) + 2;
 /// One bit per range list (see `Ranges::used`).
 pub type RangeBits = u128;
 const _: () = assert!(LISTS - SMALL_LISTS <= RangeBits::BITS as usize);
-/// What a list may hold, in bytes of its floor size (always room for one chunk, two below
-/// `TWO_PLACES_BELOW`): so the smallest sizes, the most used, get hundreds of places and a
-/// list of 1 KiB chunks 15, and a thread's cache holds at most 1 MiB in small chunks and
-/// about 1 MiB in range chunks at the default `tcache_max`, whatever `tcache_count` says.
-/// Twice this for range lists held 0.9 MiB more at peak in the bench's realloc workload for
-/// no speed.
+/// What a list may hold, in bytes of its floor size (always room for one chunk, and
+/// `LEAST_PLACES` below `LEAST_PLACES_BELOW`): so the smallest sizes, the most used, get
+/// hundreds of places and a list of 1 KiB chunks 15, and a thread's cache holds at most
+/// 1 MiB in small chunks and about 1.7 MiB in range chunks at the default `tcache_max`,
+/// whatever `tcache_count` says. Twice this for range lists held 0.9 MiB more at peak in the
+/// bench's realloc workload for no speed.
 const LIST_BYTES: usize = 16 << 10;
-/// Range lists with floors below this keep two chunks even where one fills LIST_BYTES. A
-/// list of one place is full or empty at every other call when its size is freed and
-/// asked for in turn, and each such call is a trip to the arena; a second place halves
-/// those trips (measured on the bench's churn: about 3 % of its time, for 0.3 MiB more
-/// that a thread's range lists may hold at most).
-const TWO_PLACES_BELOW: usize = 32 << 10;
+/// Places a range list with a floor below `LEAST_PLACES_BELOW` keeps even where fewer fill
+/// LIST_BYTES. A list of one place is full or empty at every other call when its sizes are
+/// freed and asked for in turn, and each such call is a trip to the arena: a full list
+/// hands a chunk back, and an empty one gets a chunk carved again. Two places halved those
+/// trips on the bench's churn; four, against two, cut the lists' flushes from 46,000 to
+/// 7,000 per 20 million requests, 3 % of its time, for 2-3 % more peak memory on churn
+/// and realloc (and 0.6 MiB more that a thread's range lists may hold at most). Eight
+/// gained nothing more.
+const LEAST_PLACES: u16 = 4;
+const LEAST_PLACES_BELOW: usize = 32 << 10;
 
 /// The list of a chunk of `size` bytes (a multiple of ALIGNMENT, at least MIN_CHUNK).
 #[inline(always)]
@@ -133,14 +137,14 @@ pub const fn floor(i: usize) -> usize {
 }
 
 /// How many chunks list `i` holds when `tcache_count` is `count`: as many as fit in
-/// LIST_BYTES, at least one (two below TWO_PLACES_BELOW) and at most `count`.
+/// LIST_BYTES, at least one (`LEAST_PLACES` below LEAST_PLACES_BELOW) and at most `count`.
 #[inline]
 pub fn capacity(i: usize, count: u16) -> u16 {
-    let least = match floor(i) < TWO_PLACES_BELOW {
-        true => 2,
+    let least = match floor(i) < LEAST_PLACES_BELOW {
+        true => LEAST_PLACES,
         false => 1,
     };
-    let fit = (LIST_BYTES / floor(i)).max(least);
+    let fit = (LIST_BYTES / floor(i)).max(least as usize);
     count.min(fit as u16)
 }
 
@@ -231,11 +235,12 @@ mod tests {
         assert!(held(0..SMALL_LISTS) <= 1 << 20, "{}", held(0..SMALL_LISTS));
         let default_max = request_to_size(super::super::DEFAULT_MAX_BYTES).unwrap();
         let ranges = held(SMALL_LISTS..list_of(default_max) + 1);
-        assert!(ranges <= 1100 << 10, "{ranges} bytes");
+        assert!(ranges <= 1700 << 10, "{ranges} bytes");
         assert_eq!(capacity(0, count), 512);
         assert_eq!(capacity(SMALL_LISTS - 1, count), 15);
-        assert_eq!(capacity(list_of(24 << 10), count), 2);
-        assert_eq!(capacity(list_of(TWO_PLACES_BELOW), count), 1);
+        assert_eq!(capacity(list_of(6 << 10), count), 4);
+        assert_eq!(capacity(list_of(24 << 10), count), 4);
+        assert_eq!(capacity(list_of(LEAST_PLACES_BELOW), count), 1);
         assert_eq!(capacity(list_of(LARGEST_MAX_CHUNK), count), 1);
         assert_eq!(capacity(0, 3), 3);
         assert_eq!(capacity(SMALL_LISTS, 3), 3);
