@@ -44,9 +44,9 @@ const LIST_BYTES: usize = 16 << 10;
 /// freed and asked for in turn, and each such call is a trip to the arena: a full list
 /// hands a chunk back, and an empty one gets a chunk carved again. Two places halved those
 /// trips on the bench's churn; four, against two, cut the lists' flushes from 46,000 to
-/// 7,000 per 20 million requests, 3 % of its time, for 2-3 % more peak memory on churn
-/// and realloc (and 0.6 MiB more that a thread's range lists may hold at most). Eight
-/// gained nothing more.
+/// 7,000 per 20 million requests, 2-3 % of its CPU time, for 2-3 % more peak memory on
+/// churn, realloc and thread-churn (and 0.6 MiB more that a thread's range lists may hold
+/// at most). Three gained half as much, eight nothing more.
 const LEAST_PLACES: u16 = 4;
 const LEAST_PLACES_BELOW: usize = 32 << 10;
 
