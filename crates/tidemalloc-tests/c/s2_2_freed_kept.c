@@ -88,14 +88,14 @@ int main(void)
     for (int i = 0; i < live_count; i++)
         free(live[i]);
 
-    /* A block whose bytes are all 0xb3 holds, in its second word, what tidemalloc's free
-     * chunks carry there (top bits 1011001): it is still an in-use block, and a free of it
-     * is kept as any other of its size (a thread cache holds 200-byte blocks by default). */
+    /* A block whose bytes are all 0xb2 holds, in its second word, what tidemalloc's free
+     * chunks carry there (top byte 0xb2): it is still an in-use block, and a free of it is
+     * kept as any other of its size (a thread cache holds 200-byte blocks by default). */
     char *tagged = malloc(200);
     char *tagged_guard = malloc(200);
     if (!tagged || !tagged_guard)
         setup_failed("malloc returned NULL");
-    memset(tagged, 0xb3, 200);
+    memset(tagged, 0xb2, 200);
     struct mallinfo2 tagged_before = mallinfo2();
     free(tagged);
     struct mallinfo2 tagged_after = mallinfo2();

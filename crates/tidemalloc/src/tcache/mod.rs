@@ -60,9 +60,9 @@ const DONE: u8 = 2;
 
 /// Marks a cached chunk in its second word, so that a double free is spotted cheaply. Its
 /// two low bits are set; the marks of a chunk in a fast bin and of a chunk on its way back
-/// to its arena (`remote_mark`) differ from it in one of them. Its top bits are
-/// `FREE_TAG`, which a binned chunk's link carries there too, so one compare of the top
-/// bits catches a chunk that is free anywhere.
+/// to its arena (`remote_mark`) differ from it in one of them. Its top byte is
+/// `FREE_TAG`, which a binned chunk's link carries there too, so one compare of that byte
+/// catches a chunk that is free anywhere.
 static KEY: AtomicUsize = AtomicUsize::new(0);
 /// The bits of `KEY` below `FREE_TAG`.
 const KEY_BITS: usize = (1 << FREE_TAG_SHIFT) - 1;
@@ -493,9 +493,8 @@ unsafe fn cache_in(list: List<'_>, p: Chunk, size: usize, key: usize, limit: u16
     // SAFETY: the chunk is being freed by its owner, so its user words are ours to read;
     // its successor's header lies inside the segment (the caller's word).
     unsafe {
-        let mark = p.mark();
-        if (mark ^ key) >> FREE_TAG_SHIFT == 0 {
-            return cache_tagged(list, p, size, mark, key, limit);
+        if p.carries_free_tag() {
+            return cache_tagged(list, p, size, p.mark(), key, limit);
         }
         if !HARDENED && !p.plus(size).prev_inuse() {
             return false;
