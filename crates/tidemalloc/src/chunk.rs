@@ -52,9 +52,9 @@ pub const FREE_TAG_SHIFT: u32 = 56;
 /// XORed with it. User-space addresses stay below 2^56 (five-level paging included), so a
 /// stored link keeps the tag whole, and free's fast path tells a chunk that is free
 /// anywhere from an in-use one by comparing that one byte, whose line it reads anyway,
-/// without a dependent load of the next chunk's header. A whole byte lets that be a compare
-/// of memory with a constant (the seven bits it held before took a load, an XOR and a
-/// shift: 1-2 % of the bench's churn). In-use chunks rarely carry it by chance: pointers,
+/// without a dependent load of the next chunk's header. A whole byte makes that one compare
+/// of memory with a constant, where a tag of fewer bits takes the key, an XOR and a shift
+/// (1-2 % of the bench's churn). In-use chunks rarely carry it by chance: pointers,
 /// small and negative integers and ASCII text never do, and one that does has the next
 /// chunk's in-use bit read as well.
 pub const FREE_TAG: usize = 0xb2 << FREE_TAG_SHIFT;
