@@ -47,7 +47,7 @@ const LIST_BYTES: usize = 16 << 10;
 /// 7,000 per 20 million requests, 2-3 % of its CPU time, for 2-3 % more peak memory on
 /// churn, realloc and thread-churn (and 0.6 MiB more that a thread's range lists may hold
 /// at most). Three gained half as much, eight nothing more.
-const LEAST_PLACES: u16 = 4;
+const LEAST_PLACES: usize = 4;
 const LEAST_PLACES_BELOW: usize = 32 << 10;
 
 /// The list of a chunk of `size` bytes (a multiple of ALIGNMENT, at least MIN_CHUNK).
@@ -144,7 +144,7 @@ pub fn capacity(i: usize, count: u16) -> u16 {
         true => LEAST_PLACES,
         false => 1,
     };
-    let fit = (LIST_BYTES / floor(i)).max(least as usize);
+    let fit = (LIST_BYTES / floor(i)).max(least);
     count.min(fit as u16)
 }
 

@@ -494,7 +494,7 @@ unsafe fn cache_in(list: List<'_>, p: Chunk, size: usize, key: usize, limit: u16
     // its successor's header lies inside the segment (the caller's word).
     unsafe {
         if p.carries_free_tag() {
-            return cache_tagged(list, p, size, p.mark(), key, limit);
+            return cache_tagged(list, p, size, key, limit);
         }
         if !HARDENED && !p.plus(size).prev_inuse() {
             return false;
@@ -513,15 +513,10 @@ unsafe fn cache_in(list: List<'_>, p: Chunk, size: usize, key: usize, limit: u16
 /// As for `cache_in`.
 #[cold]
 #[inline(never)]
-unsafe fn cache_tagged(
-    list: List<'_>,
-    p: Chunk,
-    size: usize,
-    mark: usize,
-    key: usize,
-    limit: u16,
-) -> bool {
+unsafe fn cache_tagged(list: List<'_>, p: Chunk, size: usize, key: usize, limit: u16) -> bool {
     let entry = p.mem() as usize;
+    // SAFETY: forwarded: the chunk's user words are the caller's to read.
+    let mark = unsafe { p.mark() };
     if mark == remote_mark(key) {
         corruption(Corruption::TcacheDoubleFree);
     }
