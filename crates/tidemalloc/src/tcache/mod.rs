@@ -480,9 +480,10 @@ pub unsafe fn push(p: Chunk, size: usize) -> bool {
 ///
 /// A chunk that is free anywhere carries `FREE_TAG` in its second word: a cached, fast-bin
 /// or remote chunk its mark, a binned one its tagged link (a chunk merged into a neighbour
-/// or top lost its header, which the caller's seal check rejects). So the hardened build
-/// reads the successor's in-use bit only for a chunk that carries the tag; the unchecked
-/// build, which keeps no seals, reads it for every chunk.
+/// or top lost its header, which the caller's seal check rejects). So the successor's
+/// in-use bit is read only for a chunk that carries the tag. The unchecked build, which
+/// keeps no seals, does not catch a second free of a merged chunk whose old mark has been
+/// overwritten since, as glibc's thread cache, which checks only its key, does not.
 ///
 /// # Safety
 /// `p` must be an in-use arena chunk (not mapped) of `size` bytes that the caller is
@@ -495,9 +496,6 @@ unsafe fn cache_in(list: List<'_>, p: Chunk, size: usize, key: usize, limit: u16
     unsafe {
         if p.carries_free_tag() {
             return cache_tagged(list, p, size, key, limit);
-        }
-        if !HARDENED && !p.plus(size).prev_inuse() {
-            return false;
         }
         list.link(p.mem() as usize, key)
     }
