@@ -28,14 +28,6 @@ static struct pair pairs[MAX_PAIRS];
  * 300 KiB blocks by the hundred thousand stays cheap. */
 static uint64_t pattern(uint64_t seed, size_t i) { return (seed ^ (i * 0x9e3779b97f4a7c15ULL)) + i; }
 
-static uint64_t next_random(uint64_t *state)
-{
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    return *state;
-}
-
 /* 16 B to 300 KiB, each doubling of the size about 1.4 times rarer than the one before:
  * mostly small blocks, yet a few thousand above the mmap threshold per run. */
 static size_t random_len(uint64_t *state)

@@ -188,6 +188,15 @@ static inline size_t resident_pages(const void *p, size_t len)
     return resident;
 }
 
+/* A xorshift step: cheap, repeatable random numbers for the programs' sizes and slots. */
+static inline uint64_t next_random(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
 /* Fill and check blocks with a pattern that depends on the block's identity, so a block
  * that overlaps another, or is handed out twice, shows up as a mismatch. */
 static inline void fill(void *p, size_t len, unsigned seed)

@@ -20,16 +20,6 @@
 #define PROBE 6000
 #define PROBES 20
 
-static uint64_t rng = 0x2545f4914f6cdd1dULL;
-
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
 static size_t probe(void)
 {
     char *p = malloc(PROBE);
@@ -64,15 +54,16 @@ int main(void)
     }
     fact("repeat_usable", "%zu", probe());
 
+    uint64_t rng = 0x2545f4914f6cdd1dULL;
     char *live[LIVE] = {0};
     size_t sizes[LIVE] = {0};
     for (int r = 0; r < ROUNDS; r++) {
-        int i = (int)(next() % LIVE);
+        int i = (int)(next_random(&rng) % LIVE);
         if (live[i]) {
             ok &= intact(live[i], sizes[i], i);
             free(live[i]);
         }
-        sizes[i] = 1025 + (size_t)(next() % (32 * 1024 - 1024));
+        sizes[i] = 1025 + (size_t)(next_random(&rng) % (32 * 1024 - 1024));
         live[i] = malloc(sizes[i]);
         if (!live[i])
             setup_failed("malloc(%zu) returned NULL", sizes[i]);

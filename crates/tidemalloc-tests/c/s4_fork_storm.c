@@ -39,7 +39,7 @@ static unsigned char *parent_held[PARENT_HELD];
 static atomic_int stop;
 static atomic_long worker_corrupted, worker_failed;
 
-static unsigned long next_random(unsigned long *state)
+static unsigned long next_lcg(unsigned long *state)
 {
     *state = *state * 6364136223846793005UL + 1442695040888963407UL;
     return *state >> 17;
@@ -48,7 +48,7 @@ static unsigned long next_random(unsigned long *state)
 /* Mostly small, sometimes a few KiB, now and then above the mmap threshold. */
 static size_t random_len(unsigned long *state)
 {
-    unsigned long r = next_random(state);
+    unsigned long r = next_lcg(state);
     if (r % 100 == 0)
         return 160 * 1024 + r % (64 * 1024);
     if (r % 10 == 0)
@@ -79,14 +79,14 @@ static void *churn(void *arg)
     int w = (int)(uintptr_t)arg;
     unsigned long state = 0x9e3779b97f4a7c15UL * (unsigned long)(w + 1);
     while (!atomic_load(&stop)) {
-        int slot = (int)(next_random(&state) % SLOTS);
+        int slot = (int)(next_lcg(&state) % SLOTS);
         unsigned char *old = atomic_exchange(&held[w][slot], NULL);
         if (old) {
             if (!block_intact(old))
                 atomic_fetch_add(&worker_corrupted, 1);
             free(old);
         }
-        unsigned char *p = make_block(random_len(&state), (unsigned)next_random(&state));
+        unsigned char *p = make_block(random_len(&state), (unsigned)next_lcg(&state));
         if (!p)
             atomic_fetch_add(&worker_failed, 1);
         atomic_store(&held[w][slot], p);

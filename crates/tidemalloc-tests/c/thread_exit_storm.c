@@ -20,18 +20,10 @@ struct block {
 static struct block pool[POOL];
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static unsigned long next_random(unsigned long *state)
-{
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    return *state;
-}
-
 /* Thread-cache sizes, arena sizes, and now and then one above the mmap threshold. */
-static size_t random_len(unsigned long *state)
+static size_t random_len(uint64_t *state)
 {
-    unsigned long r = next_random(state);
+    uint64_t r = next_random(state);
     if (r % 50 == 0)
         return 128 * 1024 + r % (128 * 1024);
     if (r % 5 < 2)
@@ -39,7 +31,7 @@ static size_t random_len(unsigned long *state)
     return 16 + r % 1017;
 }
 
-static struct block make_block(unsigned long *state)
+static struct block make_block(uint64_t *state)
 {
     struct block b = {NULL, random_len(state), (unsigned)next_random(state)};
     b.p = malloc(b.len);
@@ -59,7 +51,7 @@ static long check_and_free(struct block b)
 
 static void *short_life(void *arg)
 {
-    unsigned long state = 0x9e3779b97f4a7c15UL ^ ((uintptr_t)arg * 0x2545f4914f6cdd1dUL);
+    uint64_t state = 0x9e3779b97f4a7c15ULL ^ ((uintptr_t)arg * 0x2545f4914f6cdd1dULL);
     long bad = 0;
     for (int i = 0; i < SWAPS_PER_THREAD; i++) {
         struct block mine = make_block(&state);

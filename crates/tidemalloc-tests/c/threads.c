@@ -18,18 +18,10 @@ static struct block exchange[EXCHANGE];
 static pthread_mutex_t exchange_lock = PTHREAD_MUTEX_INITIALIZER;
 static long ops_per_thread;
 
-static unsigned long next_random(unsigned long *state)
-{
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    return *state;
-}
-
 /* Mostly small, sometimes medium, rarely above the mmap threshold. */
-static size_t random_size(unsigned long *state)
+static size_t random_size(uint64_t *state)
 {
-    unsigned long r = next_random(state);
+    uint64_t r = next_random(state);
     switch (r % 100) {
     case 0:
         return 128 * 1024 + r % (512 * 1024);
@@ -50,13 +42,13 @@ static long check_and_free(struct block *b)
 
 static void *worker(void *arg)
 {
-    unsigned long state = 0x9e3779b97f4a7c15UL ^ ((unsigned long)(uintptr_t)arg * 0x2545f4914f6cdd1dUL);
+    uint64_t state = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)(uintptr_t)arg * 0x2545f4914f6cdd1dULL);
     struct block slots[SLOTS] = {0};
     long bad = 0, failures = 0;
     for (long op = 0; op < ops_per_thread; op++) {
         struct block *b = &slots[next_random(&state) % SLOTS];
         unsigned seed = (unsigned)next_random(&state);
-        unsigned long kind = next_random(&state) % 10;
+        uint64_t kind = next_random(&state) % 10;
         if (b->p && kind < 4) {
             bad += check_and_free(b);
         } else if (b->p && kind < 7) {
