@@ -111,18 +111,34 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "double-free-binned")) {
         /* Run with tcache_count=1: a block past the fast bins that a full cache list sent
          * back to its arena's bins, freed again. Its neighbours stay in use, so it waits
-         * in a bin whole, looking like any in-use block to its own header. */
+         * in a bin whole, looking like any in-use block to its own header. (tidemalloc's
+         * free parks the block it frees and links the one parked before, so the list is
+         * full, and makes room by sending the victim back, only at the third free.) */
         char *before = must(16);
         char *victim = must(200);
         char *between = must(16);
         char *other = must(200);
+        char *between_too = must(16);
+        char *third = must(200);
         char *after = must(16);
         sink = before;
         sink = between;
+        sink = between_too;
         sink = after;
         free(victim);
         free(other);
+        free(third);
         free(victim);
+    } else if (!strcmp(mode, "double-free-mark-overwritten")) {
+        /* The block's second word, where the cache marks a block it holds, is written over
+         * between the two frees (use after free), so no mark shows the second free. The
+         * block is the one free parked last. */
+        char *p = must(40);
+        char *guard = must(16);
+        sink = guard;
+        free(p);
+        ((size_t *)p)[1] = 0;
+        free(p);
     } else if (!strcmp(mode, "double-free-into-top")) {
         /* Past the thread cache (tcache_max=1032), the block merges into top when freed;
          * freeing it again must still be seen. In the cache, the cache's key sees it. */
@@ -247,11 +263,14 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "corrupted-cache-link")) {
         char *p = must(40);
         char *guard = must(16);
+        char *next = must(40);
         sink = guard;
         free(p);
+        free(next); /* links p, which free parked, into its list */
         memset(p, 'C', 8); /* use after free: scribbles over the cache's link */
         sink = malloc(40);
         sink = malloc(40);
+        sink = malloc(40); /* glibc's cache hands out next and p first */
     } else if (!strcmp(mode, "corrupted-fast-link")) {
         /* Run with the thread cache off (GLIBC_TUNABLES=glibc.malloc.tcache_count=0). */
         char *p = must(40);

@@ -51,8 +51,9 @@ fn s2_2_freed_chunks_are_kept_in_bins() {
 
 /// S2.2: freed 1 KiB and 4 KiB chunks are kept too. The thread cache holds chunks these
 /// sizes (glibc's up to 1 KiB, tidemalloc's up to 32 KiB) and counts them as in use; a bin
-/// counts them as free. Either way the bytes are not lost: the break stays and the next
-/// request of that size gets the same chunk.
+/// counts them as free. Either way the bytes are not lost: the break stays and requests of
+/// that size get the same chunk back (the next one, or, for the small chunk tidemalloc's
+/// free parks, one of the next few; see s2_2_freed_kept.c).
 #[test]
 fn s2_2_freed_cacheable_chunk_is_kept_and_reused() {
     let out = CProgram::build("s2_2_freed_kept").run(&[]);
@@ -92,7 +93,7 @@ fn a_block_whose_data_looks_free_is_cached_as_any_other() {
 
 /// S2.2: small chunks go to the fast bins (after any thread cache fills): mallinfo2's
 /// smblks/fsmblks count them, and all of them come back for requests of their size
-/// (among three times as many requests, so that a thread cache holding others of the size
+/// (among twice as many requests, so that a thread cache holding others of the size
 /// is used up first).
 #[test]
 fn s2_2_small_chunks_go_to_fast_bins() {

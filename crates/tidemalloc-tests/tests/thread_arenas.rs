@@ -295,3 +295,20 @@ fn realloc_from_another_thread_moves_the_block_to_that_threads_heap() {
         ("in_threads_heap", 1),
     ]);
 }
+
+/// S3.5: malloc_trim(0) empties the calling thread's cache, and a thread's exit its own,
+/// down to the block free parked last: afterwards mallinfo2 shows as much in use as before
+/// the block was made (glibc's malloc_trim leaves its cache as it is).
+#[test]
+fn trim_and_thread_exit_give_back_all_the_cache_holds() {
+    let program = CProgram::build("cache_flush");
+    for mode in ["trim", "exit"] {
+        let out = program.run(&[mode]);
+        let facts = out.facts();
+        assert_eq!(
+            facts.int("in_use_after"),
+            facts.int("in_use_before"),
+            "{mode}:\n{out}"
+        );
+    }
+}

@@ -147,6 +147,10 @@ pub(crate) unsafe fn release(mem: *mut u8) {
     // SAFETY: forwarded; the fast path checks everything it relies on.
     match unsafe { tcache::free_fast(mem as usize) } {
         Freed::Cached => {}
+        // SAFETY: the fast path took the chunk out of the parking place for its list.
+        Freed::Full { entry, list } => unsafe { tcache::cache_flushing(entry, list) },
+        // SAFETY: forwarded, with what the fast path found.
+        Freed::Tagged { list, size } => unsafe { release_tagged(mem, list, size) },
         // SAFETY: forwarded, with the header the fast path read.
         Freed::Range(head) => unsafe { release_range(mem, head) },
         // SAFETY: forwarded.
@@ -163,6 +167,21 @@ pub(crate) unsafe fn release(mem: *mut u8) {
 unsafe fn release_range(mem: *mut u8, head: usize) {
     // SAFETY: forwarded.
     if !unsafe { tcache::cache_range(Chunk::from_mem(mem), head) } {
+        // SAFETY: forwarded.
+        unsafe { release_checked(mem) };
+    }
+}
+
+/// free of a small chunk that carries the free tag (`Freed::Tagged`): into its list when
+/// `cache_tagged_small` takes it, else the full path.
+///
+/// # Safety
+/// As for `release`.
+#[cold]
+#[inline(never)]
+unsafe fn release_tagged(mem: *mut u8, list: usize, size: usize) {
+    // SAFETY: forwarded.
+    if !unsafe { tcache::cache_tagged_small(mem as usize, list, size) } {
         // SAFETY: forwarded.
         unsafe { release_checked(mem) };
     }
@@ -282,12 +301,13 @@ pub(crate) unsafe fn resize(mem: *mut u8, bytes: usize) -> *mut u8 {
             }
         };
         // It cannot change in place: it moves through the ordinary paths, outside any lock,
-        // and the old chunk goes to the thread cache as a free would (glibc's realloc frees
-        // it into the cache too), rather than through the owner's bins.
+        // and the old chunk goes to the front of its thread cache list, where glibc's
+        // realloc frees it too, rather than through the owner's bins; not to free's
+        // parking place, which would leave it behind the list's other chunks.
         let new = allocate(bytes);
         if !new.is_null() {
             core::ptr::copy_nonoverlapping(mem, new, old.usable().min(bytes));
-            release(mem);
+            release_checked(mem);
         }
         new
     }

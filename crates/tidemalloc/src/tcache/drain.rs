@@ -227,10 +227,17 @@ pub fn flush_foreign(tc: &mut Tcache) {
     runs.finish();
 }
 
-/// Flushes every list of the calling thread's cache (malloc_trim, thread exit).
+/// Flushes every list of the calling thread's cache and its parked chunk (malloc_trim,
+/// thread exit).
 pub fn flush_all() {
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &mut *tls::tcache() };
+    if let Some(entry) = tc.unpark(tc.parked_list) {
+        let mut runs = Runs { run: None };
+        // SAFETY: the parked chunk is an in-use chunk this thread freed, now out of the cache.
+        unsafe { runs.add(entry) };
+        runs.finish();
+    }
     for i in 0..LISTS {
         flush(tc, i, usize::MAX);
     }

@@ -65,6 +65,21 @@ impl List<'_> {
     /// `entry` is an in-use chunk this thread is freeing, in no list.
     #[inline(always)]
     pub unsafe fn link(self, entry: usize, key: usize) -> bool {
+        // SAFETY: forwarded.
+        let linked = unsafe { self.link_marked(entry) };
+        if linked {
+            // SAFETY: the entry's second word is the cache's now.
+            unsafe { *((entry + SIZE_SZ) as *mut usize) = key };
+        }
+        linked
+    }
+
+    /// Puts `entry`, which already carries the cache's mark, in front if there is room.
+    ///
+    /// # Safety
+    /// `entry` is an in-use chunk this thread is freeing, in no list.
+    #[inline(always)]
+    pub unsafe fn link_marked(self, entry: usize) -> bool {
         // Written so that the count drops in place and the borrow is tested after (one
         // instruction and a branch); a full list gets its 0 back.
         let (left, full) = self.room.overflowing_sub(1);
@@ -73,11 +88,8 @@ impl List<'_> {
             *self.room = 0;
             return false;
         }
-        // SAFETY: the caller gives the entry's first two words to the cache.
-        unsafe {
-            *(entry as *mut usize) = protect(entry, *self.head);
-            *((entry + SIZE_SZ) as *mut usize) = key;
-        }
+        // SAFETY: the caller gives the entry's first word to the cache.
+        unsafe { *(entry as *mut usize) = protect(entry, *self.head) };
         *self.head = entry;
         true
     }

@@ -4,6 +4,16 @@
 //! no atomic read-modify-write. An empty small list is refilled, and a full list half
 //! flushed, in one batch under one arena lock.
 //!
+//! free's fast path does not link the small chunk it frees: it parks it, marked as cached,
+//! and links the chunk parked before, whose list it learnt one free earlier. So every
+//! address that free writes is known from the cache alone, not only once the freed
+//! chunk's header has been read and unsealed, and a malloc right after it does not load a
+//! list head that a store of unknown address may be about to write. On the bench's churn
+//! that is 2-3 % of the CPU time in every one of 61 layouts of the program, and about 15 %
+//! in the two where it was slowest before. The cost: a chunk freed is reused one free
+//! later (or by a malloc of its size that finds its list empty), not by the very next
+//! malloc, and a thread's cache holds one chunk more than its lists.
+//!
 //! Every thread starts on a zeroed cache whose size limit is 0, so the fast path needs no
 //! "initialised?" test: the first call of each thread falls to the slow path, which sets
 //! the cache up. At thread exit the cache is flushed and switched off for good; later calls
@@ -141,8 +151,12 @@ pub struct Tcache {
     state: u8,
     /// One past the largest request served from a small list, or 0 while the cache is off.
     /// It and the fields above, all that free's and malloc's fast paths read besides the
-    /// lists, share one cache line.
+    /// lists and the parked chunk, share one cache line.
     request_limit: usize,
+    /// The chunk free's fast path parked last (a user pointer, marked with `key`, in no
+    /// list), or 0; and the small list it goes to.
+    parked: usize,
+    parked_list: usize,
     /// Largest chunk size served from the cache; 0 sends every call to the slow path.
     max_chunk: usize,
     /// The range lists, in a chunk of this thread's arena; null until the cache is set up,
@@ -223,6 +237,18 @@ impl Tcache {
         (self.limit * ALIGNMENT + SMALL_MAX_CHUNK) - (c.0 - self.lo)
     }
 
+    /// Takes the parked chunk, with its mark cleared, if there is one and it belongs to
+    /// small list `i`.
+    fn unpark(&mut self, i: usize) -> Option<usize> {
+        if self.parked == 0 || self.parked_list != i {
+            return None;
+        }
+        let entry = core::mem::take(&mut self.parked);
+        // SAFETY: the parked chunk is cached, its second word the cache's.
+        unsafe { clear_mark(entry) };
+        Some(entry)
+    }
+
     /// List `i` of `classes`, if this thread has it.
     fn list(&mut self, i: usize) -> Option<List<'_>> {
         if i < SMALL_LISTS {
@@ -289,8 +315,10 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
     // SAFETY: the cache is this thread's own; nothing else touches it.
     let tc = unsafe { &mut *tls::tcache() };
     if nb.wrapping_sub(MIN_CHUNK) / ALIGNMENT < tc.lists {
+        let i = small_list(nb);
         // SAFETY: the cache serves this size from a small list.
-        return unsafe { tc.small(small_list(nb)) }.take();
+        let cached = unsafe { tc.small(i) }.take();
+        return cached.or_else(|| tc.unpark(i).map(|entry| entry as *mut u8));
     }
     if nb <= tc.max_chunk {
         return tc.ranges()?.take(nb);
@@ -300,8 +328,14 @@ pub fn pop(nb: usize) -> Option<*mut u8> {
 
 /// What free's fast path did with a block.
 pub enum Freed {
-    /// Cached in a small list.
+    /// Cached in a small list, or parked.
     Cached,
+    /// Parked; the chunk parked before, `entry`, goes to small list `list`, which is full:
+    /// for `cache_flushing`.
+    Full { entry: usize, list: usize },
+    /// A chunk of `size` bytes, of small list `list`, that carries `FREE_TAG`: for
+    /// `cache_tagged_small`.
+    Tagged { list: usize, size: usize },
     /// A chunk past the small lists whose header, read (and unsealed) here, is this: for
     /// `cache_range`.
     Range(usize),
@@ -309,12 +343,13 @@ pub enum Freed {
     Refused,
 }
 
-/// free's fast path: caches `mem` if it is, beyond doubt, an in-use chunk of this thread's
-/// arena whose small list has room, as `push` would. Reads, in order: this cache's copy of
-/// its arena's newest segment, the chunk's header, then what `push` reads (the unchecked
-/// build, which has no segment bounds, reads the heap header that names the chunk's owner
-/// instead). Each outcome other than `Cached` ends in one call, which the caller makes in
-/// tail position, so that this path saves no registers.
+/// free's fast path: parks `mem` if it is, beyond doubt, an in-use chunk of this thread's
+/// arena of a small list's size (see the module's text), and links the chunk parked before
+/// into its list. Reads, in order: this cache's copy of its arena's newest segment, the
+/// chunk's header, then the parked chunk and its list (the unchecked build, which has no
+/// segment bounds, reads the heap header that names the chunk's owner after the header).
+/// Each outcome other than `Cached` ends in one call, which the caller makes in tail
+/// position, so that this path saves no registers.
 ///
 /// # Safety
 /// In the unchecked build `mem` must be a chunk of ours; in the hardened build anything,
@@ -356,13 +391,76 @@ pub unsafe fn free_fast(mem: usize) -> Freed {
     if !HARDENED && unsafe { arenas::owner_addr(Chunk(p)) } != tc.arena {
         return Freed::Refused;
     }
-    let (key, count) = (tc.key, tc.count);
-    let size = head & !ALIGN_MASK;
-    // SAFETY: as above, and `i` is a small list.
-    match unsafe { cache_in(tc.small(i), Chunk(p), size, key, count) } {
-        true => Freed::Cached,
-        false => Freed::Refused,
+    let (key, parked) = (tc.key, tc.parked);
+    // Whatever its mark says now: the program may have written over it since.
+    if parked == mem {
+        corruption(Corruption::TcacheDoubleFree);
     }
+    // SAFETY: a chunk starts at `p` (as above) that its holder is freeing: its user words
+    // are the caller's to read.
+    if unsafe { Chunk(p).carries_free_tag() } {
+        return Freed::Tagged {
+            list: i,
+            size: head & !ALIGN_MASK,
+        };
+    }
+    let list = core::mem::replace(&mut tc.parked_list, i);
+    tc.parked = mem;
+    // SAFETY: the chunk is being freed; its second word is the cache's from now on.
+    unsafe { *((mem + SIZE_SZ) as *mut usize) = key };
+    if parked == 0 {
+        return Freed::Cached;
+    }
+    // SAFETY: the chunk parked before passed the checks above in its turn; `list` is its
+    // small list.
+    match unsafe { tc.small(list).link_marked(parked) } {
+        true => Freed::Cached,
+        false => Freed::Full {
+            entry: parked,
+            list,
+        },
+    }
+}
+
+/// free of a chunk that free's fast path found to carry `FREE_TAG` (`Freed::Tagged`):
+/// caches it in small list `i` after `cache_tagged`'s checks; `false` leaves it to the full
+/// path.
+///
+/// # Safety
+/// As for `free_fast`, with `i` and `size` found there for the chunk at `mem`.
+#[inline]
+pub unsafe fn cache_tagged_small(mem: usize, i: usize, size: usize) -> bool {
+    // SAFETY: the cache is this thread's own.
+    let tc = unsafe { &mut *tls::tcache() };
+    let (key, count) = (tc.key, tc.count);
+    // SAFETY: forwarded; `i` is a small list.
+    unsafe {
+        cache_tagged(
+            tc.small(i),
+            Chunk::from_mem(mem as *mut u8),
+            size,
+            key,
+            count,
+        )
+    }
+}
+
+/// Caches `entry`, the chunk that free's fast path took out of the parking place, in its
+/// small list `i`, which is full: half of the list goes back to the arena first, as
+/// `free_slow` makes room.
+///
+/// # Safety
+/// `entry` must be a chunk of small list `i` that the cache held parked.
+#[cold]
+#[inline(never)]
+pub unsafe fn cache_flushing(entry: usize, i: usize) {
+    // SAFETY: the cache is this thread's own; it is set up, as it parked a chunk.
+    let tc = unsafe { &mut *tls::tcache() };
+    drain::flush(tc, i, (capacity(i, tc.count) as usize).div_ceil(2));
+    // SAFETY: forwarded (a parked chunk carries the mark); the list has room now, as every
+    // list has a place at least.
+    let linked = unsafe { tc.small(i).link_marked(entry) };
+    debug_assert!(linked);
 }
 
 /// free's way for a chunk past the small lists, whose header `head` its fast path has read
@@ -515,7 +613,8 @@ unsafe fn cache_tagged(list: List<'_>, p: Chunk, size: usize, key: usize, limit:
     let entry = p.mem() as usize;
     // SAFETY: forwarded: the chunk's user words are the caller's to read.
     let mark = unsafe { p.mark() };
-    if mark == remote_mark(key) {
+    // SAFETY: the cache is this thread's own.
+    if mark == remote_mark(key) || entry == unsafe { (*tls::tcache()).parked } {
         corruption(Corruption::TcacheDoubleFree);
     }
     // SAFETY: forwarded.
@@ -723,10 +822,10 @@ unsafe fn add_foreign(tc: &mut Tcache, p: Chunk) {
     }
 }
 
-/// Chunks and bytes the calling thread's cache holds: cached entries, the foreign batch and
-/// the chunk its range lists live in. A cached chunk may be a little larger than its list's
-/// size (a refill keeps a chunk whole when splitting it would leave less than a chunk), so
-/// each entry's own size is read.
+/// Chunks and bytes the calling thread's cache holds: cached entries, the parked chunk, the
+/// foreign batch and the chunk its range lists live in. A cached chunk may be a little
+/// larger than its list's size (a refill keeps a chunk whole when splitting it would leave
+/// less than a chunk), so each entry's own size is read.
 pub fn cached() -> (usize, usize) {
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &mut *tls::tcache() };
@@ -747,6 +846,11 @@ pub fn cached() -> (usize, usize) {
                 e = reveal(e, *(e as *const usize));
             }
         }
+    }
+    if tc.parked != 0 {
+        count += 1;
+        // SAFETY: the parked chunk is an in-use chunk of this thread.
+        bytes += unsafe { Chunk::from_mem(tc.parked as *mut u8).size() };
     }
     let mut e = tc.foreign;
     while e != 0 {
