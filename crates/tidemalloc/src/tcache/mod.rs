@@ -42,7 +42,9 @@ use classes::{
     capacity, list_of, range_list, request_step, small_list, REQUEST_LISTS, REQUEST_STEPS,
     SMALL_LISTS, SMALL_MAX_CHUNK,
 };
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{
+    compiler_fence, AtomicU32, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 pub use drain::{carried, check_in_transit, clear_mark, flush_all, free_to_arena};
 use list::List;
 use ranges::Ranges;
@@ -404,10 +406,20 @@ pub unsafe fn free_fast(mem: usize) -> Freed {
             size: head & !ALIGN_MASK,
         };
     }
-    let list = core::mem::replace(&mut tc.parked_list, i);
-    tc.parked = mem;
+    // A signal handler that interrupts this and calls free must never find the old chunk
+    // with the new list (it would link the chunk into a list of another size), nor the old
+    // chunk still parked once it is linked, nor the new one parked before it is marked:
+    // the parking place is emptied first, and the fences keep the compiler to this order.
+    // An interruption costs at worst the handler's parked chunk, overwritten here, which
+    // then stays in use.
+    let list = tc.parked_list;
+    tc.parked = 0;
+    compiler_fence(SeqCst);
+    tc.parked_list = i;
     // SAFETY: the chunk is being freed; its second word is the cache's from now on.
     unsafe { *((mem + SIZE_SZ) as *mut usize) = key };
+    compiler_fence(SeqCst);
+    tc.parked = mem;
     if parked == 0 {
         return Freed::Cached;
     }
