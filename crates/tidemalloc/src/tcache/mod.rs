@@ -565,7 +565,9 @@ pub fn note_unlock(st: &State) {
 }
 
 /// Caches freed chunk `p` of `size` bytes if its list has room; `false` sends it to the
-/// slow path.
+/// slow path. The parked chunk freed again is reported here too, whatever its mark says,
+/// for when free's fast path has turned it away (its arena has moved on to a new segment
+/// since it was parked).
 ///
 /// # Safety
 /// `p` must be an in-use arena chunk of `size` bytes the caller is freeing.
@@ -573,6 +575,9 @@ pub fn note_unlock(st: &State) {
 pub unsafe fn push(p: Chunk, size: usize) -> bool {
     // SAFETY: the cache is this thread's own.
     let tc = unsafe { &mut *tls::tcache() };
+    if p.mem() as usize == tc.parked {
+        corruption(Corruption::TcacheDoubleFree);
+    }
     // SAFETY: forwarded.
     if size > tc.max_chunk || unsafe { arenas::owner_addr(p) } != tc.arena {
         return false;
