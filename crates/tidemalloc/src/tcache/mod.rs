@@ -620,7 +620,8 @@ unsafe fn cache_in(list: List<'_>, p: Chunk, size: usize, key: usize, limit: u16
 /// through, see `link_after_key_match`), the remote one (a double free, reported), the
 /// fast bins' mark or a binned chunk's link (left to the arena path, which reports it), or
 /// user data that carries the tag by chance, cached as any chunk once its successor shows
-/// it in use.
+/// it in use. The parked chunk, which carries the cache's mark in no list, never gets
+/// here: free's fast path and `push` report it first.
 ///
 /// # Safety
 /// As for `cache_in`.
@@ -630,8 +631,7 @@ unsafe fn cache_tagged(list: List<'_>, p: Chunk, size: usize, key: usize, limit:
     let entry = p.mem() as usize;
     // SAFETY: forwarded: the chunk's user words are the caller's to read.
     let mark = unsafe { p.mark() };
-    // SAFETY: the cache is this thread's own.
-    if mark == remote_mark(key) || entry == unsafe { (*tls::tcache()).parked } {
+    if mark == remote_mark(key) {
         corruption(Corruption::TcacheDoubleFree);
     }
     // SAFETY: forwarded.
