@@ -84,9 +84,21 @@ const fn inverse(key: usize) -> usize {
     inverse
 }
 
-/// The key that unseals, for a fast path that keeps a copy of it.
+/// The key that unseals, for a fast path that keeps a copy of it. The unchecked build,
+/// which seals nothing, reads no key: its loads would be left in every header read.
 pub fn unseal_key() -> usize {
-    UNSEAL_KEY.load(Relaxed)
+    match HARDENED {
+        true => UNSEAL_KEY.load(Relaxed),
+        false => 1,
+    }
+}
+
+/// The key that seals, as `unseal_key`.
+fn seal_key() -> usize {
+    match HARDENED {
+        true => SEAL_KEY.load(Relaxed),
+        false => 1,
+    }
 }
 
 /// Size word `value` of a chunk at `addr`, sealed; unchanged in the unchecked build.
@@ -195,7 +207,7 @@ impl Chunk {
     /// As for `head`, and the write must not break a neighbour's invariants.
     #[inline]
     pub unsafe fn set_head(self, value: usize) {
-        let word = seal(value, self.0, SEAL_KEY.load(Relaxed));
+        let word = seal(value, self.0, seal_key());
         // SAFETY: the caller guarantees the header word is ours to write.
         unsafe { *self.word(1) = word }
     }
