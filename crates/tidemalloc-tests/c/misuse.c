@@ -76,22 +76,6 @@ static void *free_lowest(void *unused)
     return NULL;
 }
 
-/* In a thread of its own arena: frees a block, writes over its second word, fills the
- * arena's heap until a new one is chained after it, and frees the block again. */
-static void *free_again_after_new_heap(void *unused)
-{
-    (void)unused;
-    char *p = must(40);
-    char *guard = must(16);
-    sink = guard;
-    free(p);
-    ((size_t *)p)[1] = 0;
-    for (int i = 0; i < 600; i++) /* 72 MiB in blocks below the mmap threshold */
-        sink = must(120 * 1024);
-    free(p);
-    return NULL;
-}
-
 static void double_free(size_t size)
 {
     char *p = must(size);
@@ -145,22 +129,6 @@ int main(int argc, char **argv)
         free(other);
         free(third);
         free(victim);
-    } else if (!strcmp(mode, "double-free-mark-overwritten")) {
-        /* The block's second word, where the cache marks a block it holds, is written over
-         * between the two frees (use after free), so no mark shows the second free. The
-         * block is the one free parked last. */
-        char *p = must(40);
-        char *guard = must(16);
-        sink = guard;
-        free(p);
-        ((size_t *)p)[1] = 0;
-        free(p);
-    } else if (!strcmp(mode, "double-free-mark-overwritten-new-heap")) {
-        /* As above, but by the time of the second free the arena has chained a new heap,
-         * so that the block no longer lies in its newest segment. */
-        pthread_t t;
-        if (pthread_create(&t, NULL, free_again_after_new_heap, NULL) || pthread_join(t, NULL))
-            setup_failed("thread");
     } else if (!strcmp(mode, "double-free-into-top")) {
         /* Past the thread cache (tcache_max=1032), the block merges into top when freed;
          * freeing it again must still be seen. In the cache, the cache's key sees it. */

@@ -42,16 +42,6 @@ fn double_free_of_a_small_block() {
 }
 
 #[test]
-fn double_free_of_the_block_freed_last_whose_mark_was_overwritten() {
-    aborts("double-free-mark-overwritten", "", &[DOUBLE_FREE_TCACHE]);
-    aborts(
-        "double-free-mark-overwritten-new-heap",
-        "",
-        &[DOUBLE_FREE_TCACHE],
-    );
-}
-
-#[test]
 fn double_free_when_the_cache_is_full() {
     aborts(
         "double-free-small-cache-full",
