@@ -61,10 +61,9 @@ int main(void)
     kept("four_kib", 4096);
     kept("forty_kib", 40 * 1024);
 
-    /* Small chunks, more of them than a thread cache holds of one size (128 by default, and
-     * the one free parked):
-     * at most a cache's worth stay out of the fast bins, the rest show up in
-     * smblks/fsmblks; all of them come back for the same requests. */
+    /* Small chunks, more of them than a thread cache holds of one size (128 by default,
+     * and the one free parked): at most a cache's worth stay out of the fast bins, the
+     * rest show up in smblks/fsmblks; all of them come back for the same requests. */
     char *small[SMALL_COUNT], *small_guards[SMALL_COUNT];
     for (int i = 0; i < SMALL_COUNT; i++) {
         small[i] = malloc(SMALL_SIZE);
