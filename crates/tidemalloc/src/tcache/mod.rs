@@ -464,7 +464,7 @@ pub unsafe fn cache_tagged_small(mem: usize, i: usize, size: usize) -> bool {
 pub unsafe fn cache_flushing(entry: usize, i: usize) {
     // SAFETY: the cache is this thread's own; it is set up, as it parked a chunk.
     let tc = unsafe { &mut *tls::tcache() };
-    drain::flush(tc, i, (capacity(i, tc.count) as usize).div_ceil(2));
+    flush_half(tc, i);
     // SAFETY: forwarded (a parked chunk carries the mark); the list has room now, as every
     // list has a place at least.
     let linked = unsafe { tc.small(i).link_marked(entry) };
@@ -801,10 +801,7 @@ pub unsafe fn free_slow(p: Chunk, size: usize) {
                 return;
             }
         } else {
-            let i = list_of(size);
-            let limit = capacity(i, tc.count);
-            let held = tc.list(i).map_or(0, |l| limit - *l.room);
-            drain::flush(tc, i, (held as usize).div_ceil(2));
+            flush_half(tc, list_of(size));
             // SAFETY: forwarded; the list now has room.
             if unsafe { push(p, size) } {
                 return;
@@ -813,6 +810,14 @@ pub unsafe fn free_slow(p: Chunk, size: usize) {
     }
     // SAFETY: forwarded.
     unsafe { free_to_arena(p) };
+}
+
+/// Makes room in list `i` (a full one, for the callers): half the chunks it holds go back to
+/// their arenas.
+fn flush_half(tc: &mut Tcache, i: usize) {
+    let limit = capacity(i, tc.count);
+    let held = tc.list(i).map_or(0, |l| limit - *l.room);
+    drain::flush(tc, i, (held as usize).div_ceil(2));
 }
 
 /// Adds chunk `p` of another arena to the foreign batch, handing the batch back when full.

@@ -75,10 +75,10 @@ impl Ranges {
     /// serve, where `max_chunk` is the largest size cached: `nb` itself, as glibc carves it,
     /// for a request no range list takes, and until `nb`'s list has shown that its sizes
     /// vary; then the list's largest size, which every later request of the list fits, at
-    /// most an eighth more than asked for. So a program whose sizes repeat keeps glibc's layout and
-    /// finds its own size again in its list, and one whose sizes vary stops going to the
-    /// arena for a chunk its list holds but is a little too small. The size stays below the
-    /// mapping threshold, so the chunk comes from where `nb`'s would.
+    /// most an eighth more than asked for. So a program whose sizes repeat keeps glibc's
+    /// layout and finds its own size again in its list, and one whose sizes vary stops going
+    /// to the arena for a chunk its list holds but is a little too small. The size stays
+    /// below the mapping threshold, so the chunk comes from where `nb`'s would.
     pub fn carve_size(&self, nb: usize, max_chunk: usize) -> usize {
         if nb <= SMALL_MAX_CHUNK
             || nb > max_chunk
